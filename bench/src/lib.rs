@@ -1,0 +1,1 @@
+//! Shared set-up for the sessionward benchmarks: building populated engines and baselines.

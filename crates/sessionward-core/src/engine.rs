@@ -1,0 +1,1450 @@
+//! The engine: the directory of users and profiles, the sharded table and every operation.
+//!
+//! # Concurrency model
+//!
+//! - The session table is split into a power-of-two number of shards (256 by default), each a
+//!   cache-padded `parking_lot::RwLock` around one [`Table`]. The shard is picked from the low bits
+//!   of the token digest.
+//! - A validation takes one shard's read lock, reads one record, and refreshes last activity with
+//!   a relaxed atomic store (only when the second changed). The policy it checks against
+//!   (high-assurance operations, per-request login ranges) is a copy kept inside each shard, so no
+//!   global lock is read on the hot path.
+//! - Ending a session flips an atomic state byte under the shard's read lock: ends never block
+//!   validations. Bulk ends walk the shards one at a time (profile, org, CIDR) or the user's own
+//!   session list (user ends, password resets); each session is ended before the call returns.
+//! - Creating a session takes the user's own mutex (for the concurrent-session cap) and one shard's
+//!   write lock. Sweeping takes one shard's write lock at a time.
+//! - The directory of users and profiles is behind one `RwLock`, read at login and written by
+//!   admin changes; validations never touch it.
+//!
+//! Lock order, where more than one is held: user mutex, then shard lock. The directory lock is
+//! never held while taking either.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use parking_lot::{Mutex, RwLock};
+
+use crate::events::{EventListener, EventLog};
+use crate::settings::check_name;
+use crate::table::{NewRecord, Record, Table, EXPIRY_REPORTED, STATE_LIVE};
+use crate::token::TokenDigest;
+use crate::{
+    is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
+    ExpiryKind, Handle, Issued, LoginMethod, LoginOutcome, LoginRequest, OrgSettings, Profile,
+    ProfileKey, Refusal, Requirement, SecurityLevel, SessionFilter, SessionInfo, SessionPage,
+    SessionRow, SessionType, SystemClock, Token, UserKey,
+};
+
+/// How long a verification challenge can be completed.
+pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
+/// Most challenges pending at once; past it the oldest are dropped.
+const MAX_PENDING_CHALLENGES: usize = 100_000;
+/// How often (simulated or real seconds) a shard sweeps itself while inserting.
+const OPPORTUNISTIC_SWEEP_INTERVAL: u32 = 60;
+/// Largest page of a session listing.
+pub const MAX_PAGE_SIZE: usize = 10_000;
+
+/// A shard, padded to its own cache lines so that two shards' locks never share one.
+#[repr(align(128))]
+struct Shard {
+    state: RwLock<ShardState>,
+}
+
+struct ShardState {
+    table: Table,
+    policy: Arc<ValidationPolicy>,
+    next_sweep: u32,
+}
+
+/// The part of the current policy that validations evaluate per request.
+#[derive(Default)]
+struct ValidationPolicy {
+    high_assurance_operations: HashSet<Box<str>, ahash::RandomState>,
+    enforce_login_ranges: bool,
+    /// Login ranges by profile key (empty = anywhere).
+    profile_ranges: Vec<Arc<[IpNet]>>,
+}
+
+impl ValidationPolicy {
+    fn allows(&self, profile: u16, ip: IpAddr) -> bool {
+        match self.profile_ranges.get(usize::from(profile)) {
+            Some(ranges) => ranges.is_empty() || ranges.iter().any(|net| net.contains(&ip)),
+            None => true,
+        }
+    }
+}
+
+struct ProfileEntry {
+    profile: Arc<Profile>,
+    name: Arc<str>,
+    users: usize,
+}
+
+struct UserEntry {
+    id: Arc<str>,
+    key: u32,
+    profile: u16,
+    sessions: Arc<Mutex<UserSessions>>,
+}
+
+/// A user's own session bookkeeping, behind the user's mutex.
+#[derive(Default)]
+struct UserSessions {
+    /// Set when the user is deleted, so a login racing the deletion issues nothing.
+    removed: bool,
+    /// Handles of sessions issued to the user, oldest first; may hold ended or expired ones
+    /// until the next prune.
+    handles: Vec<u64>,
+    /// Length after the last prune; the list is pruned again when it doubles.
+    pruned_len: usize,
+    /// SHA-256 of device ids that completed a challenge ("activated browsers").
+    devices: HashSet<[u8; 32]>,
+}
+
+#[derive(Default)]
+struct Directory {
+    settings: Arc<OrgSettings>,
+    profiles: Vec<Option<ProfileEntry>>,
+    profile_keys: HashMap<Arc<str>, u16>,
+    users: Vec<Option<UserEntry>>,
+    user_keys: HashMap<Arc<str>, u32>,
+}
+
+impl Directory {
+    fn user(&self, id: &str) -> Option<&UserEntry> {
+        let key = *self.user_keys.get(id)?;
+        self.users.get(key as usize)?.as_ref()
+    }
+
+    fn profile_key(&self, name: &str) -> Result<u16, Error> {
+        self.profile_keys
+            .get(name)
+            .copied()
+            .ok_or_else(|| Error::UnknownProfile {
+                profile: crate::error::shorten(name),
+            })
+    }
+
+    fn profile(&self, key: u16) -> Option<&ProfileEntry> {
+        self.profiles.get(usize::from(key))?.as_ref()
+    }
+
+    fn validation_policy(&self) -> Arc<ValidationPolicy> {
+        let settings = &self.settings;
+        Arc::new(ValidationPolicy {
+            high_assurance_operations: settings
+                .high_assurance_operations()
+                .iter()
+                .map(|op| op.as_str().into())
+                .collect(),
+            enforce_login_ranges: settings.enforce_login_ranges_every_request(),
+            profile_ranges: self
+                .profiles
+                .iter()
+                .map(|entry| match entry {
+                    Some(entry) => Arc::from(entry.profile.login_ranges()),
+                    None => Arc::from(Vec::new()),
+                })
+                .collect(),
+        })
+    }
+}
+
+struct PendingChallenge {
+    user: Arc<str>,
+    ip: IpAddr,
+    method: LoginMethod,
+    session_type: SessionType,
+    device: Option<[u8; 32]>,
+    expires_at: u64,
+}
+
+/// Tunables of an [`Engine`] that are not org policy.
+#[must_use]
+pub struct EngineBuilder {
+    settings: OrgSettings,
+    clock: Arc<dyn Clock>,
+    shards: usize,
+    tombstone_retention: Duration,
+    event_capacity: usize,
+}
+
+impl EngineBuilder {
+    /// The org settings to start with (default: [`OrgSettings::default`]).
+    pub fn settings(mut self, settings: OrgSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+    /// The clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+    /// Number of shards, a power of two in 1..=4096 (default 256).
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards;
+        self
+    }
+    /// How long an ended or expired session is remembered so that validations can say why it
+    /// stopped working (0 ..= 24 h, default 1 h). After that it is "unknown".
+    pub fn tombstone_retention(mut self, retention: Duration) -> Self {
+        self.tombstone_retention = retention;
+        self
+    }
+    /// How many events the engine buffers for [`Engine::drain_events`] (default 10,000;
+    /// 0 keeps none, for listener-only use). Older events are dropped first.
+    pub fn event_capacity(mut self, capacity: usize) -> Self {
+        self.event_capacity = capacity;
+        self
+    }
+
+    /// Checks the tunables and builds the engine.
+    pub fn build(self) -> Result<Engine, Error> {
+        if !self.shards.is_power_of_two() || self.shards > 4096 {
+            return Err(Error::OutOfRange {
+                field: "shards",
+                value: self.shards.to_string(),
+                allowed: "a power of two in 1..=4096",
+            });
+        }
+        if self.tombstone_retention > Duration::from_secs(24 * 3600) {
+            return Err(Error::OutOfRange {
+                field: "tombstone_retention",
+                value: crate::settings::format_duration(self.tombstone_retention),
+                allowed: "0s..=24h",
+            });
+        }
+        let directory = Directory {
+            settings: Arc::new(self.settings),
+            ..Directory::default()
+        };
+        let policy = directory.validation_policy();
+        let shards = (0..self.shards)
+            .map(|_| Shard {
+                state: RwLock::new(ShardState {
+                    table: Table::default(),
+                    policy: Arc::clone(&policy),
+                    next_sweep: 0,
+                }),
+            })
+            .collect();
+        Ok(Engine {
+            clock: self.clock,
+            shards,
+            shard_mask: self.shards as u64 - 1,
+            directory: RwLock::new(directory),
+            challenges: Mutex::new(HashMap::new()),
+            events: EventLog::new(self.event_capacity),
+            tombstone_retention: self.tombstone_retention.as_secs() as u32,
+            sweep_cursor: AtomicUsize::new(0),
+        })
+    }
+}
+
+/// What one sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Shards visited.
+    pub shards: usize,
+    /// Records dropped (tombstones past retention).
+    pub removed: usize,
+    /// Sessions newly found expired (each reported once as an event).
+    pub expired: usize,
+}
+
+/// Counts of what the table holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TableStats {
+    /// Sessions that would validate now (ignoring IP and level checks).
+    pub live: usize,
+    /// Records held, including tombstones of ended and expired sessions.
+    pub records: usize,
+    /// Slots allocated across all shards.
+    pub capacity: usize,
+}
+
+/// The session authority: issues, validates and ends sessions under an org's policy.
+///
+/// # Examples
+///
+/// ```
+/// use sessionward_core::*;
+/// use std::sync::Arc;
+///
+/// let clock = ManualClock::new(1_700_000_000);
+/// let engine = Engine::builder().clock(Arc::new(clock.clone())).build()?;
+/// engine.add_profile(Profile::builder("staff").build()?)?;
+/// engine.add_user("ada", "staff")?;
+///
+/// let office: std::net::IpAddr = "10.0.0.7".parse().unwrap();
+/// // Outside the trusted ranges a password login is challenged first.
+/// let LoginOutcome::ChallengeRequired(challenge) = engine.login(&LoginRequest::new("ada", office))? else {
+///     panic!("expected a challenge");
+/// };
+/// // ... the app verifies the user out of band, then:
+/// let issued = engine.complete_challenge(challenge.secret.expose_secret(), false)?.issued().unwrap();
+///
+/// let session = engine.validate(issued.token.expose_secret(), office, Requirement::Any)?;
+/// assert_eq!(engine.user_id(session.user).as_deref(), Some("ada"));
+///
+/// assert_eq!(engine.reset_password("ada")?, 1);
+/// assert_eq!(
+///     engine.validate(issued.token.expose_secret(), office, Requirement::Any),
+///     Err(Refusal::Ended(EndReason::PasswordReset))
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Engine {
+    clock: Arc<dyn Clock>,
+    shards: Box<[Shard]>,
+    shard_mask: u64,
+    directory: RwLock<Directory>,
+    challenges: Mutex<HashMap<[u8; 32], PendingChallenge>>,
+    events: EventLog,
+    tombstone_retention: u32,
+    sweep_cursor: AtomicUsize,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("shards", &self.shards.len())
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+fn clamp_u32(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
+
+impl Engine {
+    /// A builder with the defaults: default settings, system clock, 256 shards, 1 h tombstones.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder {
+            settings: OrgSettings::default(),
+            clock: Arc::new(SystemClock),
+            shards: 256,
+            tombstone_retention: Duration::from_secs(3600),
+            event_capacity: 10_000,
+        }
+    }
+
+    /// The engine's clock reading, in seconds.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    fn now32(&self) -> u32 {
+        clamp_u32(self.clock.now())
+    }
+
+    fn shard(&self, hash: u64) -> &Shard {
+        &self.shards[(hash & self.shard_mask) as usize]
+    }
+
+    // ----- policy and directory -------------------------------------------------------------
+
+    /// The current org settings.
+    pub fn settings(&self) -> Arc<OrgSettings> {
+        Arc::clone(&self.directory.read().settings)
+    }
+
+    /// Replaces the org settings. Sessions already issued keep the timeouts, IP lock and browser
+    /// binding they snapshotted; high-assurance operations and per-request range enforcement
+    /// apply to every validation from now on.
+    ///
+    /// Locking: the directory write lock, then each shard's write lock in turn (briefly).
+    pub fn update_settings(&self, settings: OrgSettings) {
+        let mut directory = self.directory.write();
+        directory.settings = Arc::new(settings);
+        self.publish_policy(&directory);
+    }
+
+    fn publish_policy(&self, directory: &Directory) {
+        let policy = directory.validation_policy();
+        for shard in self.shards.iter() {
+            shard.state.write().policy = Arc::clone(&policy);
+        }
+    }
+
+    /// Adds a profile.
+    pub fn add_profile(&self, profile: Profile) -> Result<ProfileKey, Error> {
+        let mut directory = self.directory.write();
+        if directory.profile_keys.contains_key(profile.name()) {
+            return Err(Error::DuplicateProfile {
+                profile: profile.name().to_owned(),
+            });
+        }
+        let key = u16::try_from(directory.profiles.len())
+            .ok()
+            .filter(|&key| key < u16::MAX)
+            .ok_or(Error::TooManyProfiles)?;
+        let name: Arc<str> = profile.name().into();
+        directory.profiles.push(Some(ProfileEntry {
+            profile: Arc::new(profile),
+            name: Arc::clone(&name),
+            users: 0,
+        }));
+        directory.profile_keys.insert(name, key);
+        self.publish_policy(&directory);
+        Ok(ProfileKey(key))
+    }
+
+    /// Replaces the profile with the same name. Existing sessions keep their snapshot; login
+    /// ranges apply to new logins and, when the org enforces them per request, to every request.
+    pub fn update_profile(&self, profile: Profile) -> Result<(), Error> {
+        let mut directory = self.directory.write();
+        let key = directory.profile_key(profile.name())?;
+        if let Some(Some(entry)) = directory.profiles.get_mut(usize::from(key)) {
+            entry.profile = Arc::new(profile);
+        }
+        self.publish_policy(&directory);
+        Ok(())
+    }
+
+    /// Removes a profile that has no users; its remaining sessions end (profile-wide).
+    pub fn remove_profile(&self, name: &str) -> Result<usize, Error> {
+        let key = {
+            let mut directory = self.directory.write();
+            let key = directory.profile_key(name)?;
+            let users = directory.profile(key).map_or(0, |entry| entry.users);
+            if users > 0 {
+                return Err(Error::ProfileInUse {
+                    profile: name.to_owned(),
+                    users,
+                });
+            }
+            directory.profile_keys.remove(name);
+            directory.profiles[usize::from(key)] = None;
+            self.publish_policy(&directory);
+            key
+        };
+        Ok(self.end_matching(EndReason::ProfileWide, |record| record.profile == key))
+    }
+
+    /// A profile by name.
+    pub fn profile(&self, name: &str) -> Result<Arc<Profile>, Error> {
+        let directory = self.directory.read();
+        let key = directory.profile_key(name)?;
+        Ok(Arc::clone(
+            &directory.profile(key).expect("key from the map").profile,
+        ))
+    }
+
+    /// Names of all profiles.
+    pub fn profile_names(&self) -> Vec<Arc<str>> {
+        let directory = self.directory.read();
+        directory
+            .profiles
+            .iter()
+            .flatten()
+            .map(|entry| Arc::clone(&entry.name))
+            .collect()
+    }
+
+    /// Adds a user to a profile.
+    pub fn add_user(&self, user: &str, profile: &str) -> Result<UserKey, Error> {
+        check_name("user", user)?;
+        let mut directory = self.directory.write();
+        if directory.user_keys.contains_key(user) {
+            return Err(Error::DuplicateUser {
+                user: user.to_owned(),
+            });
+        }
+        let profile_key = directory.profile_key(profile)?;
+        let key = u32::try_from(directory.users.len()).map_err(|_| Error::OutOfRange {
+            field: "users",
+            value: "4294967296".into(),
+            allowed: "fewer than 2^32 users over the engine's life",
+        })?;
+        let id: Arc<str> = user.into();
+        directory.users.push(Some(UserEntry {
+            id: Arc::clone(&id),
+            key,
+            profile: profile_key,
+            sessions: Arc::default(),
+        }));
+        directory.user_keys.insert(id, key);
+        if let Some(Some(entry)) = directory.profiles.get_mut(usize::from(profile_key)) {
+            entry.users += 1;
+        }
+        Ok(UserKey(key))
+    }
+
+    /// Moves a user to another profile. Their existing sessions keep the profile and policy they
+    /// were created under; new logins use the new profile.
+    pub fn move_user(&self, user: &str, profile: &str) -> Result<(), Error> {
+        let mut directory = self.directory.write();
+        let to = directory.profile_key(profile)?;
+        let key = *directory
+            .user_keys
+            .get(user)
+            .ok_or_else(|| Error::UnknownUser {
+                user: crate::error::shorten(user),
+            })?;
+        let entry = directory.users[key as usize]
+            .as_mut()
+            .expect("key from the map");
+        let from = std::mem::replace(&mut entry.profile, to);
+        for (profile_key, delta) in [(from, -1_isize), (to, 1)] {
+            if let Some(Some(entry)) = directory.profiles.get_mut(usize::from(profile_key)) {
+                entry.users = entry.users.saturating_add_signed(delta);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a user and ends all their sessions; returns how many ended.
+    pub fn remove_user(&self, user: &str) -> Result<usize, Error> {
+        let sessions = {
+            let mut directory = self.directory.write();
+            let key = directory
+                .user_keys
+                .remove(user)
+                .ok_or_else(|| Error::UnknownUser {
+                    user: crate::error::shorten(user),
+                })?;
+            let entry = directory.users[key as usize]
+                .take()
+                .expect("key from the map");
+            if let Some(Some(profile)) = directory.profiles.get_mut(usize::from(entry.profile)) {
+                profile.users = profile.users.saturating_sub(1);
+            }
+            entry.sessions
+        };
+        let mut sessions = sessions.lock();
+        sessions.removed = true;
+        Ok(self.end_handles(&mut sessions, EndReason::UserRemoved, Some(user)))
+    }
+
+    /// The profile a user is in now.
+    pub fn user_profile(&self, user: &str) -> Result<Arc<str>, Error> {
+        let directory = self.directory.read();
+        let entry = directory.user(user).ok_or_else(|| Error::UnknownUser {
+            user: crate::error::shorten(user),
+        })?;
+        Ok(Arc::clone(
+            &directory.profile(entry.profile).expect("live profile").name,
+        ))
+    }
+
+    /// How many users the engine knows.
+    pub fn user_count(&self) -> usize {
+        self.directory.read().user_keys.len()
+    }
+
+    /// The id of the user behind a key (`None` once the user was removed).
+    pub fn user_id(&self, user: UserKey) -> Option<Arc<str>> {
+        let directory = self.directory.read();
+        directory
+            .users
+            .get(user.0 as usize)?
+            .as_ref()
+            .map(|entry| Arc::clone(&entry.id))
+    }
+
+    /// The name of the profile behind a key (`None` once the profile was removed).
+    pub fn profile_name(&self, profile: ProfileKey) -> Option<Arc<str>> {
+        let directory = self.directory.read();
+        directory
+            .profile(profile.0)
+            .map(|entry| Arc::clone(&entry.name))
+    }
+
+    // ----- login ------------------------------------------------------------------------------
+
+    /// Attempts a login; see [`LoginOutcome`] for what can come back.
+    ///
+    /// Order of the rules: unknown user; source IP outside the profile's login ranges; for UI
+    /// sessions, a method below the profile's required level (step-up outcome); a STANDARD
+    /// method from outside the trusted ranges on a device not remembered for the user
+    /// (challenge); the concurrent-session cap; then the session is issued with the timeouts,
+    /// IP lock and browser binding of the current policy.
+    ///
+    /// Locking: the directory read lock (released before the rest), the user's mutex, one shard
+    /// write lock.
+    pub fn login(&self, request: &LoginRequest<'_>) -> Result<LoginOutcome, Error> {
+        let ip = request.ip.to_canonical();
+        let now = self.now32();
+        let Some(context) = self.login_context(request.user) else {
+            self.emit(
+                now,
+                EventKind::LoginDenied(DenyReason::UnknownUser),
+                None,
+                None,
+                Some(ip),
+            );
+            return Ok(LoginOutcome::Denied(DenyReason::UnknownUser));
+        };
+        if !context.profile.allows(ip) {
+            return Ok(self.deny(now, &context, ip, DenyReason::IpNotAllowed));
+        }
+        let level = context.settings.level_for(request.method);
+        if request.session_type == SessionType::Ui && level < context.profile.required_level() {
+            return Ok(LoginOutcome::StepUpRequired {
+                required: context.profile.required_level(),
+                offered: level,
+            });
+        }
+        let device = request.device.map(|device| TokenDigest::of(device).0);
+        let trusted = context
+            .settings
+            .trusted_ranges()
+            .iter()
+            .any(|net| net.contains(&ip));
+        if level == SecurityLevel::Standard && !trusted {
+            let remembered =
+                device.is_some_and(|device| context.sessions.lock().devices.contains(&device));
+            if !remembered {
+                return self.challenge(now, &context, request, ip, device);
+            }
+        }
+        self.issue(
+            now,
+            &context,
+            ip,
+            request.method,
+            request.session_type,
+            level,
+        )
+    }
+
+    /// Completes a challenge after the app verified the user out of band. With
+    /// `remember_device`, the device id given at login is remembered for the user and not
+    /// challenged again. A challenge works once, within [`CHALLENGE_LIFETIME`].
+    ///
+    /// The profile's login ranges are checked again (they may have changed meanwhile).
+    pub fn complete_challenge(
+        &self,
+        secret: &str,
+        remember_device: bool,
+    ) -> Result<LoginOutcome, Error> {
+        let now = self.now32();
+        let pending = if is_well_formed(secret) {
+            self.challenges.lock().remove(&TokenDigest::of(secret).0)
+        } else {
+            None
+        };
+        let Some(pending) = pending.filter(|pending| u64::from(now) < pending.expires_at) else {
+            self.emit(
+                now,
+                EventKind::LoginDenied(DenyReason::ChallengeInvalid),
+                None,
+                None,
+                None,
+            );
+            return Ok(LoginOutcome::Denied(DenyReason::ChallengeInvalid));
+        };
+        let Some(context) = self.login_context(&pending.user) else {
+            return Ok(LoginOutcome::Denied(DenyReason::UnknownUser));
+        };
+        if !context.profile.allows(pending.ip) {
+            return Ok(self.deny(now, &context, pending.ip, DenyReason::IpNotAllowed));
+        }
+        if remember_device {
+            if let Some(device) = pending.device {
+                context.sessions.lock().devices.insert(device);
+            }
+        }
+        let level = context.settings.level_for(pending.method);
+        self.issue(
+            now,
+            &context,
+            pending.ip,
+            pending.method,
+            pending.session_type,
+            level,
+        )
+    }
+
+    fn login_context(&self, user: &str) -> Option<LoginContext> {
+        let directory = self.directory.read();
+        let entry = directory.user(user)?;
+        let profile = directory.profile(entry.profile)?;
+        Some(LoginContext {
+            user: Arc::clone(&entry.id),
+            user_key: entry.key,
+            profile_key: entry.profile,
+            profile: Arc::clone(&profile.profile),
+            settings: Arc::clone(&directory.settings),
+            sessions: Arc::clone(&entry.sessions),
+        })
+    }
+
+    fn deny(
+        &self,
+        now: u32,
+        context: &LoginContext,
+        ip: IpAddr,
+        reason: DenyReason,
+    ) -> LoginOutcome {
+        self.emit(
+            now,
+            EventKind::LoginDenied(reason),
+            None,
+            Some(Arc::clone(&context.user)),
+            Some(ip),
+        );
+        LoginOutcome::Denied(reason)
+    }
+
+    fn challenge(
+        &self,
+        now: u32,
+        context: &LoginContext,
+        request: &LoginRequest<'_>,
+        ip: IpAddr,
+        device: Option<[u8; 32]>,
+    ) -> Result<LoginOutcome, Error> {
+        let secret = Token::generate()?;
+        let expires_at = u64::from(now) + CHALLENGE_LIFETIME.as_secs();
+        {
+            let mut challenges = self.challenges.lock();
+            if challenges.len() >= MAX_PENDING_CHALLENGES {
+                challenges.retain(|_, pending| pending.expires_at > u64::from(now));
+                if challenges.len() >= MAX_PENDING_CHALLENGES {
+                    // Still full of live ones: drop the closest to expiry.
+                    if let Some(oldest) = challenges
+                        .iter()
+                        .min_by_key(|(_, pending)| pending.expires_at)
+                        .map(|(key, _)| *key)
+                    {
+                        challenges.remove(&oldest);
+                    }
+                }
+            }
+            challenges.insert(
+                TokenDigest::of(secret.expose_secret()).0,
+                PendingChallenge {
+                    user: Arc::clone(&context.user),
+                    ip,
+                    method: request.method,
+                    session_type: request.session_type,
+                    device,
+                    expires_at,
+                },
+            );
+        }
+        self.emit(
+            now,
+            EventKind::ChallengeIssued,
+            None,
+            Some(Arc::clone(&context.user)),
+            Some(ip),
+        );
+        Ok(LoginOutcome::ChallengeRequired(Challenge {
+            secret,
+            expires_at,
+        }))
+    }
+
+    fn issue(
+        &self,
+        now: u32,
+        context: &LoginContext,
+        ip: IpAddr,
+        method: LoginMethod,
+        session_type: SessionType,
+        level: SecurityLevel,
+    ) -> Result<LoginOutcome, Error> {
+        let settings = &context.settings;
+        let profile = &context.profile;
+        let idle = profile
+            .session_timeout()
+            .unwrap_or(settings.inactivity_timeout());
+        let max_length = profile
+            .max_session_length()
+            .unwrap_or(settings.max_session_length());
+        let absolute_deadline = clamp_u32(u64::from(now) + max_length.as_secs());
+        let browser_bound =
+            settings.force_relogin_on_browser_close() && session_type == SessionType::Ui;
+
+        let mut sessions = context.sessions.lock();
+        if sessions.removed {
+            drop(sessions);
+            return Ok(self.deny(now, context, ip, DenyReason::UnknownUser));
+        }
+        let cap = profile.session_cap();
+        if cap.is_some() || sessions.handles.len() >= 2 * sessions.pruned_len.max(8) {
+            self.prune(&mut sessions, now);
+        }
+        if let Some(cap) = cap {
+            let limit = cap.max_sessions as usize;
+            if sessions.handles.len() >= limit {
+                match cap.action {
+                    CapAction::RefuseNew => {
+                        drop(sessions);
+                        return Ok(self.deny(now, context, ip, DenyReason::SessionCap));
+                    }
+                    CapAction::EndOldest => {
+                        let excess = sessions.handles.len() + 1 - limit;
+                        let oldest: Vec<u64> = sessions.handles.drain(..excess).collect();
+                        for hash in oldest {
+                            self.end_hash(hash, EndReason::SessionCap, now, Some(&context.user));
+                        }
+                    }
+                }
+            }
+        }
+
+        loop {
+            let token = Token::generate()?;
+            let digest = TokenDigest::of(token.expose_secret());
+            let record = Record::new(&NewRecord {
+                digest: digest.0,
+                origin: ip,
+                now,
+                absolute_deadline,
+                idle_secs: clamp_u32(idle.as_secs()),
+                user: context.user_key,
+                profile: context.profile_key,
+                level: level as u8,
+                session_type: session_type as u8,
+                method: method as u8,
+                ip_locked: settings.lock_sessions_to_ip(),
+                browser_bound,
+            });
+            let hash = record.hash();
+            let info = self.info(&record, record.last_seen.load(Ordering::Relaxed));
+            let mut swept = Vec::new();
+            {
+                let mut shard = self.shard(hash).state.write();
+                if shard.table.insert(record).is_err() {
+                    // 64-bit handle collision (or a zero hash): draw another token.
+                    continue;
+                }
+                if now >= shard.next_sweep {
+                    shard.next_sweep = now.saturating_add(OPPORTUNISTIC_SWEEP_INTERVAL);
+                    self.sweep_locked(&mut shard, now, &mut swept);
+                }
+            }
+            sessions.handles.push(hash);
+            drop(sessions);
+            self.emit_expired(now, swept);
+            self.emit(
+                now,
+                EventKind::Created {
+                    session_type,
+                    level,
+                },
+                Some(info.handle),
+                Some(Arc::clone(&context.user)),
+                Some(ip),
+            );
+            return Ok(LoginOutcome::Issued(Issued {
+                token,
+                session: info,
+            }));
+        }
+    }
+
+    /// Drops handles of sessions that are no longer live from a user's list.
+    fn prune(&self, sessions: &mut UserSessions, now: u32) {
+        sessions.handles.retain(|&hash| {
+            let shard = self.shard(hash).state.read();
+            shard.table.find_hash(hash).is_some_and(|record| {
+                record.end_reason() == STATE_LIVE
+                    && u64::from(now) < record.valid_until(record.last_seen.load(Ordering::Relaxed))
+            })
+        });
+        sessions.pruned_len = sessions.handles.len();
+    }
+
+    // ----- validation -------------------------------------------------------------------------
+
+    /// Checks a token presented from `ip` for `requirement`; on success refreshes last activity
+    /// and returns the session's public facts, otherwise exactly one [`Refusal`].
+    ///
+    /// Order of the checks: malformed, unknown, ended, expired (idle or absolute, whichever came
+    /// first), IP mismatch (locked sessions), IP outside login ranges (when enforced per
+    /// request), step-up required. A refused request never refreshes last activity.
+    ///
+    /// Locking: one shard read lock; allocation-free on success and on the silent refusals
+    /// (malformed, unknown, ended). Refusals that emit an event resolve the user's id after the
+    /// lock is released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sessionward_core::{Engine, Refusal, Requirement};
+    ///
+    /// let engine = Engine::builder().build().unwrap();
+    /// let ip = "10.0.0.1".parse().unwrap();
+    /// assert_eq!(engine.validate("swd_nope", ip, Requirement::Any), Err(Refusal::Malformed));
+    /// ```
+    #[inline]
+    pub fn validate(
+        &self,
+        token: &str,
+        ip: IpAddr,
+        requirement: Requirement<'_>,
+    ) -> Result<SessionInfo, Refusal> {
+        if !is_well_formed(token) {
+            return Err(Refusal::Malformed);
+        }
+        let digest = TokenDigest::of(token);
+        self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
+    }
+
+    /// Validates many tokens at once (for gateways and bindings): `results[i]` is what
+    /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
+    /// when one address is given for all). Reads the clock once.
+    ///
+    /// All digests are computed before any lookup, so that the hashing of later tokens overlaps
+    /// with the memory accesses of earlier ones.
+    pub fn validate_many<S: AsRef<str>>(
+        &self,
+        tokens: &[S],
+        ips: &[IpAddr],
+        requirement: Requirement<'_>,
+        results: &mut Vec<Result<SessionInfo, Refusal>>,
+    ) {
+        const CHUNK: usize = 16;
+        let now = self.now32();
+        results.clear();
+        results.reserve(tokens.len());
+        let mut digests = [None; CHUNK];
+        for (chunk_index, chunk) in tokens.chunks(CHUNK).enumerate() {
+            for (slot, token) in digests.iter_mut().zip(chunk) {
+                let token = token.as_ref();
+                *slot = is_well_formed(token).then(|| TokenDigest::of(token));
+            }
+            for (offset, digest) in digests.iter().take(chunk.len()).enumerate() {
+                let index = chunk_index * CHUNK + offset;
+                let ip = ips.get(index).or(ips.first()).copied();
+                results.push(match (digest, ip) {
+                    (Some(digest), Some(ip)) => {
+                        self.validate_digest(digest, ip.to_canonical(), requirement, now, None)
+                    }
+                    (None, _) => Err(Refusal::Malformed),
+                    (Some(_), None) => Err(Refusal::IpMismatch),
+                });
+            }
+        }
+    }
+
+    /// The validation proper. `raise_to` is step-up: raise the level after the checks pass.
+    #[inline]
+    fn validate_digest(
+        &self,
+        digest: &TokenDigest,
+        ip: IpAddr,
+        requirement: Requirement<'_>,
+        now: u32,
+        raise_to: Option<SecurityLevel>,
+    ) -> Result<SessionInfo, Refusal> {
+        let shard = self.shard(digest.handle().0).state.read();
+        let record = shard.table.find(&digest.0).ok_or(Refusal::Unknown)?;
+        let state = record.state.load(Ordering::Acquire);
+        if let Some(reason) = EndReason::from_u8(state & !EXPIRY_REPORTED) {
+            return Err(Refusal::Ended(reason));
+        }
+        let last_seen = record.last_seen.load(Ordering::Relaxed);
+        let idle_deadline = u64::from(last_seen) + u64::from(record.idle_secs);
+        let absolute_deadline = u64::from(record.absolute_deadline);
+        let now64 = u64::from(now);
+        if now64 >= idle_deadline.min(absolute_deadline) {
+            let kind = if absolute_deadline <= idle_deadline {
+                ExpiryKind::Absolute
+            } else {
+                ExpiryKind::Idle
+            };
+            let first_report = state & EXPIRY_REPORTED == 0
+                && record.state.fetch_or(EXPIRY_REPORTED, Ordering::AcqRel) & EXPIRY_REPORTED == 0;
+            if first_report {
+                let (hash, user) = (record.hash(), record.user);
+                drop(shard);
+                self.emit_for(now, EventKind::Expired(kind), hash, user, None);
+            }
+            return Err(Refusal::Expired(kind));
+        }
+        if record.ip_locked() && !record.origin_is(ip) {
+            let (hash, user) = (record.hash(), record.user);
+            drop(shard);
+            self.emit_for(now, EventKind::IpMismatch, hash, user, Some(ip));
+            return Err(Refusal::IpMismatch);
+        }
+        let policy = &shard.policy;
+        if policy.enforce_login_ranges && !policy.allows(record.profile, ip) {
+            let (hash, user) = (record.hash(), record.user);
+            drop(shard);
+            self.emit_for(now, EventKind::IpNotAllowed, hash, user, Some(ip));
+            return Err(Refusal::IpNotAllowed);
+        }
+        let current = SecurityLevel::from_u8(record.level.load(Ordering::Relaxed));
+        let required = match requirement {
+            Requirement::Any => None,
+            Requirement::Level(level) => Some(level),
+            Requirement::Operation(operation) => policy
+                .high_assurance_operations
+                .contains(operation)
+                .then_some(SecurityLevel::HighAssurance),
+        };
+        if let Some(required) = required.filter(|&required| current < required) {
+            let (hash, user) = (record.hash(), record.user);
+            drop(shard);
+            self.emit_for(now, EventKind::StepUpRequired, hash, user, Some(ip));
+            return Err(Refusal::StepUpRequired { required, current });
+        }
+        if now > last_seen {
+            // Racing validations may store an older second than the newest; the loss is at most
+            // one second of idle time, which only makes the session expire earlier.
+            record.last_seen.store(now, Ordering::Relaxed);
+        }
+        if let Some(level) = raise_to {
+            record.level.fetch_max(level as u8, Ordering::Relaxed);
+        }
+        Ok(self.info(record, now.max(last_seen)))
+    }
+
+    fn info(&self, record: &Record, last_seen: u32) -> SessionInfo {
+        SessionInfo {
+            handle: Handle(record.hash()),
+            user: UserKey(record.user),
+            profile: ProfileKey(record.profile),
+            session_type: SessionType::from_u8(record.session_type()),
+            login_method: LoginMethod::from_u8(record.method()),
+            level: SecurityLevel::from_u8(record.level.load(Ordering::Relaxed)),
+            source_ip: record.origin_ip(),
+            created: u64::from(record.created),
+            last_activity: u64::from(last_seen),
+            valid_until: record.valid_until(last_seen),
+            absolute_deadline: u64::from(record.absolute_deadline),
+            idle_timeout_secs: record.idle_secs,
+            ip_locked: record.ip_locked(),
+            browser_bound: record.browser_bound(),
+        }
+    }
+
+    /// Raises a session's level after the app verified the user with `method` (e.g. MFA). The
+    /// session must validate from `ip` first. Returns the updated facts.
+    pub fn step_up(
+        &self,
+        token: &str,
+        ip: IpAddr,
+        method: LoginMethod,
+    ) -> Result<SessionInfo, Refusal> {
+        if !is_well_formed(token) {
+            return Err(Refusal::Malformed);
+        }
+        let level = self.directory.read().settings.level_for(method);
+        let now = self.now32();
+        let info = self.validate_digest(
+            &TokenDigest::of(token),
+            ip.to_canonical(),
+            Requirement::Any,
+            now,
+            Some(level),
+        )?;
+        // `info` was read before the raise; report the raised level.
+        let raised = SessionInfo {
+            level: info.level.max(level),
+            ..info
+        };
+        if raised.level > info.level {
+            self.emit_for(
+                now,
+                EventKind::SteppedUp(raised.level),
+                info.handle.0,
+                info.user.0,
+                Some(ip),
+            );
+        }
+        Ok(raised)
+    }
+
+    // ----- ending sessions ----------------------------------------------------------------------
+
+    /// Ends the session of this token (logout). Refused like a validation if the token is
+    /// malformed, unknown, already ended or expired; no IP check (whoever holds the token may
+    /// end it).
+    pub fn logout(&self, token: &str) -> Result<(), Refusal> {
+        self.end_token(token, EndReason::Logout, |_| true)
+            .map(|_| ())
+    }
+
+    /// The browser was closed: ends the session if it is browser-bound (returns `true`); other
+    /// sessions are left alone (`false`).
+    pub fn browser_closed(&self, token: &str) -> Result<bool, Refusal> {
+        self.end_token(token, EndReason::BrowserClosed, Record::browser_bound)
+    }
+
+    fn end_token(
+        &self,
+        token: &str,
+        reason: EndReason,
+        applies: impl Fn(&Record) -> bool,
+    ) -> Result<bool, Refusal> {
+        if !is_well_formed(token) {
+            return Err(Refusal::Malformed);
+        }
+        let digest = TokenDigest::of(token);
+        let now = self.now32();
+        let shard = self.shard(digest.handle().0).state.read();
+        let record = shard.table.find(&digest.0).ok_or(Refusal::Unknown)?;
+        if let Some(ended) = EndReason::from_u8(record.end_reason()) {
+            return Err(Refusal::Ended(ended));
+        }
+        let last_seen = record.last_seen.load(Ordering::Relaxed);
+        if u64::from(now) >= record.valid_until(last_seen) {
+            let kind = if record.absolute_deadline <= last_seen.saturating_add(record.idle_secs) {
+                ExpiryKind::Absolute
+            } else {
+                ExpiryKind::Idle
+            };
+            return Err(Refusal::Expired(kind));
+        }
+        if !applies(record) {
+            return Ok(false);
+        }
+        let ended = record.end(reason as u8, now);
+        let (hash, user) = (record.hash(), record.user);
+        drop(shard);
+        if ended {
+            self.emit_for(now, EventKind::Ended(reason), hash, user, None);
+        }
+        Ok(ended)
+    }
+
+    /// Ends one session by its public handle (admin "End Session"); whether a live session ended.
+    ///
+    /// Locking: one shard read lock.
+    pub fn end_session(&self, handle: Handle) -> bool {
+        self.end_hash(handle.0, EndReason::Admin, self.now32(), None)
+    }
+
+    fn end_hash(&self, hash: u64, reason: EndReason, now: u32, user: Option<&Arc<str>>) -> bool {
+        let shard = self.shard(hash).state.read();
+        let Some(record) = shard.table.find_hash(hash) else {
+            return false;
+        };
+        let ended = record.end(reason as u8, now);
+        let user_key = record.user;
+        drop(shard);
+        if ended {
+            match user {
+                Some(user) => self.emit(
+                    now,
+                    EventKind::Ended(reason),
+                    Some(Handle(hash)),
+                    Some(Arc::clone(user)),
+                    None,
+                ),
+                None => self.emit_for(now, EventKind::Ended(reason), hash, user_key, None),
+            }
+        }
+        ended
+    }
+
+    fn end_handles(
+        &self,
+        sessions: &mut UserSessions,
+        reason: EndReason,
+        user: Option<&str>,
+    ) -> usize {
+        let now = self.now32();
+        let user: Option<Arc<str>> = user.map(Into::into);
+        let handles = std::mem::take(&mut sessions.handles);
+        sessions.pruned_len = 0;
+        handles
+            .into_iter()
+            .filter(|&hash| self.end_hash(hash, reason, now, user.as_ref()))
+            .count()
+    }
+
+    /// Ends all of a user's sessions (admin action); returns how many ended.
+    ///
+    /// Locking: the user's mutex, then one shard read lock per session of the user.
+    pub fn end_user_sessions(&self, user: &str) -> Result<usize, Error> {
+        self.end_user(user, EndReason::Admin)
+    }
+
+    /// A password reset: ends all of the user's sessions with reason `password_reset`.
+    pub fn reset_password(&self, user: &str) -> Result<usize, Error> {
+        self.end_user(user, EndReason::PasswordReset)
+    }
+
+    fn end_user(&self, user: &str, reason: EndReason) -> Result<usize, Error> {
+        let sessions = {
+            let directory = self.directory.read();
+            let entry = directory.user(user).ok_or_else(|| Error::UnknownUser {
+                user: crate::error::shorten(user),
+            })?;
+            Arc::clone(&entry.sessions)
+        };
+        let mut sessions = sessions.lock();
+        Ok(self.end_handles(&mut sessions, reason, Some(user)))
+    }
+
+    /// Ends every session created under a profile; returns how many ended.
+    ///
+    /// Locking: each shard's read lock in turn; validations are never blocked.
+    pub fn end_profile_sessions(&self, profile: &str) -> Result<usize, Error> {
+        let key = self.directory.read().profile_key(profile)?;
+        Ok(self.end_matching(EndReason::ProfileWide, |record| record.profile == key))
+    }
+
+    /// Ends every session in the org; returns how many ended.
+    pub fn end_all_sessions(&self) -> usize {
+        self.end_matching(EndReason::OrgWide, |_| true)
+    }
+
+    /// Ends every session whose source IP is inside `range`; returns how many ended.
+    pub fn end_sessions_from(&self, range: IpNet) -> usize {
+        self.end_matching(EndReason::SourceRange, |record| {
+            range.contains(&record.origin_ip())
+        })
+    }
+
+    fn end_matching(&self, reason: EndReason, matches: impl Fn(&Record) -> bool) -> usize {
+        let now = self.now32();
+        let mut ended = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.state.read();
+            for record in shard.table.iter() {
+                if matches(record) && record.end(reason as u8, now) {
+                    ended.push((record.hash(), record.user));
+                }
+            }
+        }
+        let count = ended.len();
+        for (hash, user) in ended {
+            self.emit_for(now, EventKind::Ended(reason), hash, user, None);
+        }
+        count
+    }
+
+    // ----- listing, sweeping, stats ----------------------------------------------------------
+
+    /// One page of the active sessions matching `filter`, ordered by handle, starting after
+    /// `after`; `limit` is 1..=10,000. Expired and ended sessions never appear.
+    ///
+    /// Locking: each shard's read lock in turn, then the directory read lock.
+    pub fn sessions(
+        &self,
+        filter: &SessionFilter,
+        after: Option<Handle>,
+        limit: usize,
+    ) -> Result<SessionPage, Error> {
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(Error::OutOfRange {
+                field: "limit",
+                value: limit.to_string(),
+                allowed: "1..=10000",
+            });
+        }
+        let (user, profile) = {
+            let directory = self.directory.read();
+            let user = filter
+                .user
+                .as_ref()
+                .map(|id| directory.user(id).map(|entry| entry.key));
+            let profile = match &filter.profile {
+                Some(name) => Some(directory.profile_key(name)?),
+                None => None,
+            };
+            (user, profile)
+        };
+        if user == Some(None) {
+            return Err(Error::UnknownUser {
+                user: crate::error::shorten(filter.user.as_deref().unwrap_or_default()),
+            });
+        }
+        let user = user.flatten();
+        let source = filter.source.map(canonical_source);
+        let now = u64::from(self.now32());
+        let mut matching = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.state.read();
+            for record in shard.table.iter() {
+                let last_seen = record.last_seen.load(Ordering::Relaxed);
+                if record.end_reason() != STATE_LIVE
+                    || now >= record.valid_until(last_seen)
+                    || user.is_some_and(|key| key != record.user)
+                    || profile.is_some_and(|key| key != record.profile)
+                    || filter
+                        .session_type
+                        .is_some_and(|kind| kind as u8 != record.session_type())
+                    || filter
+                        .level
+                        .is_some_and(|level| level as u8 != record.level.load(Ordering::Relaxed))
+                    || source.is_some_and(|net| !net.contains(&record.origin_ip()))
+                {
+                    continue;
+                }
+                matching.push(self.info(record, last_seen));
+            }
+        }
+        matching.sort_unstable_by_key(|info| info.handle);
+        let total = matching.len();
+        let start = after.map_or(0, |after| {
+            matching.partition_point(|info| info.handle <= after)
+        });
+        let page: Vec<SessionInfo> = matching.iter().skip(start).take(limit).copied().collect();
+        let next = (start + page.len() < total)
+            .then(|| page.last().map(|info| info.handle))
+            .flatten();
+        let directory = self.directory.read();
+        let rows = page
+            .into_iter()
+            .map(|info| SessionRow {
+                user_id: directory
+                    .users
+                    .get(info.user.0 as usize)
+                    .and_then(Option::as_ref)
+                    .map_or_else(|| Arc::from("(removed)"), |entry| Arc::clone(&entry.id)),
+                profile_name: directory
+                    .profile(info.profile.0)
+                    .map_or_else(|| Arc::from("(removed)"), |entry| Arc::clone(&entry.name)),
+                info,
+            })
+            .collect();
+        Ok(SessionPage { rows, total, next })
+    }
+
+    /// Sweeps the next `shards` shards (round robin): reports newly expired sessions and drops
+    /// tombstones older than the retention. Each shard is locked for writing on its own, so a
+    /// sweep delays validations of one shard at a time, for that shard's share of the table.
+    pub fn sweep(&self, shards: usize) -> SweepStats {
+        let now = self.now32();
+        let mut stats = SweepStats::default();
+        let mut expired = Vec::new();
+        for _ in 0..shards.min(self.shards.len()) {
+            let index =
+                self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.shard_mask as usize;
+            let mut shard = self.shards[index].state.write();
+            let before = expired.len();
+            stats.removed += self.sweep_locked(&mut shard, now, &mut expired);
+            stats.shards += 1;
+            stats.expired += expired.len() - before;
+            drop(shard);
+            self.emit_expired(now, std::mem::take(&mut expired));
+        }
+        stats
+    }
+
+    /// Sweeps every shard once.
+    pub fn sweep_all(&self) -> SweepStats {
+        self.sweep(self.shards.len())
+    }
+
+    fn sweep_locked(
+        &self,
+        shard: &mut ShardState,
+        now: u32,
+        expired: &mut Vec<(u64, u32, ExpiryKind)>,
+    ) -> usize {
+        let retention = self.tombstone_retention;
+        let now64 = u64::from(now);
+        shard.table.retain(|record| {
+            let state = record.state.load(Ordering::Acquire);
+            let last_seen = record.last_seen.load(Ordering::Relaxed);
+            if state & !EXPIRY_REPORTED == STATE_LIVE
+                && state & EXPIRY_REPORTED == 0
+                && now64 >= record.valid_until(last_seen)
+            {
+                record.state.fetch_or(EXPIRY_REPORTED, Ordering::AcqRel);
+                let kind = if record.absolute_deadline <= last_seen.saturating_add(record.idle_secs)
+                {
+                    ExpiryKind::Absolute
+                } else {
+                    ExpiryKind::Idle
+                };
+                expired.push((record.hash(), record.user, kind));
+            }
+            now64 < record.removable_at(retention)
+        })
+    }
+
+    /// Counts live sessions and records. Walks every shard (read locks): for monitoring, not
+    /// for hot paths.
+    pub fn stats(&self) -> TableStats {
+        let now = u64::from(self.now32());
+        let mut stats = TableStats::default();
+        for shard in self.shards.iter() {
+            let shard = shard.state.read();
+            stats.records += shard.table.len();
+            stats.capacity += shard.table.capacity();
+            stats.live += shard
+                .table
+                .iter()
+                .filter(|record| {
+                    record.end_reason() == STATE_LIVE
+                        && now < record.valid_until(record.last_seen.load(Ordering::Relaxed))
+                })
+                .count();
+        }
+        stats
+    }
+
+    // ----- events -------------------------------------------------------------------------------
+
+    /// Takes the buffered events, oldest first.
+    pub fn drain_events(&self) -> Vec<Event> {
+        self.events.drain()
+    }
+
+    /// How many events were dropped because the buffer was full.
+    pub fn dropped_events(&self) -> u64 {
+        self.events.dropped()
+    }
+
+    /// Calls `listener` for every future event.
+    pub fn subscribe(&self, listener: EventListener) {
+        self.events.subscribe(listener);
+    }
+
+    fn emit(
+        &self,
+        now: u32,
+        kind: EventKind,
+        handle: Option<Handle>,
+        user: Option<Arc<str>>,
+        ip: Option<IpAddr>,
+    ) {
+        self.events.emit(Event {
+            at: u64::from(now),
+            kind,
+            handle,
+            user,
+            ip,
+        });
+    }
+
+    /// Emits an event about a record, resolving the user's id (the directory read lock).
+    fn emit_for(&self, now: u32, kind: EventKind, hash: u64, user: u32, ip: Option<IpAddr>) {
+        let user = self.user_id(UserKey(user));
+        self.emit(now, kind, Some(Handle(hash)), user, ip);
+    }
+
+    fn emit_expired(&self, now: u32, expired: Vec<(u64, u32, ExpiryKind)>) {
+        for (hash, user, kind) in expired {
+            self.emit_for(now, EventKind::Expired(kind), hash, user, None);
+        }
+    }
+}
+
+/// A single address given as a filter is a /32 or /128; IPv4-mapped forms compare as IPv4.
+fn canonical_source(net: IpNet) -> IpNet {
+    match net.addr().to_canonical() {
+        IpAddr::V4(v4) if net.addr().is_ipv6() => {
+            IpNet::new(IpAddr::V4(v4), net.prefix_len().saturating_sub(96)).unwrap_or(net)
+        }
+        _ => net,
+    }
+}
+
+struct LoginContext {
+    user: Arc<str>,
+    user_key: u32,
+    profile_key: u16,
+    profile: Arc<Profile>,
+    settings: Arc<OrgSettings>,
+    sessions: Arc<Mutex<UserSessions>>,
+}

@@ -1,0 +1,145 @@
+//! The one error type of the core crate.
+
+use std::fmt;
+
+/// Why a settings change, an admin call or an input was refused. Nothing changed.
+///
+/// Messages are lowercase, name the offending field and value, and never contain a token: values
+/// echoed back are shortened and passed through [`redact_tokens`](crate::redact_tokens).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is outside its allowed range. Fix: pick a value inside `allowed`.
+    OutOfRange {
+        /// Setting name, e.g. `inactivity_timeout`.
+        field: &'static str,
+        /// The refused value, formatted.
+        value: String,
+        /// The allowed range, e.g. `15m..=24h`.
+        allowed: &'static str,
+    },
+    /// A CIDR range did not parse. Fix: write it as `10.0.0.0/8` or `2001:db8::/32`.
+    InvalidCidr {
+        /// Setting or argument name.
+        field: &'static str,
+        /// The refused text (shortened).
+        value: String,
+    },
+    /// An IP address did not parse. Fix: pass a bare IPv4 or IPv6 address.
+    InvalidIp {
+        /// The refused text (shortened).
+        value: String,
+    },
+    /// A session handle did not parse. Fix: pass the `swh_...` handle shown in session listings.
+    InvalidHandle {
+        /// The refused text (shortened, tokens redacted).
+        value: String,
+    },
+    /// A name or id is empty, too long or holds control characters. Fix: shorten it.
+    InvalidName {
+        /// Which argument.
+        field: &'static str,
+        /// The refused text (shortened).
+        value: String,
+        /// The rule it broke.
+        allowed: &'static str,
+    },
+    /// No user with this id. Fix: `add_user` first.
+    UnknownUser {
+        /// The user id (shortened).
+        user: String,
+    },
+    /// No profile with this name. Fix: `add_profile` first.
+    UnknownProfile {
+        /// The profile name (shortened).
+        profile: String,
+    },
+    /// A user with this id already exists. Fix: `move_user` to change its profile.
+    DuplicateUser {
+        /// The user id.
+        user: String,
+    },
+    /// A profile with this name already exists. Fix: `update_profile` to change it.
+    DuplicateProfile {
+        /// The profile name.
+        profile: String,
+    },
+    /// The profile still has users. Fix: move or remove them first.
+    ProfileInUse {
+        /// The profile name.
+        profile: String,
+        /// How many users it has.
+        users: usize,
+    },
+    /// The engine holds the maximum number of profiles (65,535).
+    TooManyProfiles,
+    /// The operating system's random number generator failed; no token could be made.
+    Entropy,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfRange {
+                field,
+                value,
+                allowed,
+            } => write!(f, "{field}: {value} is outside the allowed range {allowed}"),
+            Self::InvalidCidr { field, value } => write!(
+                f,
+                "{field}: {value:?} is not an IPv4 or IPv6 CIDR range (e.g. 10.0.0.0/8)"
+            ),
+            Self::InvalidIp { value } => {
+                write!(f, "ip: {value:?} is not an IPv4 or IPv6 address")
+            }
+            Self::InvalidHandle { value } => write!(
+                f,
+                "handle: {value:?} is not a session handle (swh_ + 16 hex digits)"
+            ),
+            Self::InvalidName {
+                field,
+                value,
+                allowed,
+            } => write!(f, "{field}: {value:?} is not allowed ({allowed})"),
+            Self::UnknownUser { user } => write!(f, "user: no user {user:?}"),
+            Self::UnknownProfile { profile } => write!(f, "profile: no profile {profile:?}"),
+            Self::DuplicateUser { user } => write!(f, "user: {user:?} already exists"),
+            Self::DuplicateProfile { profile } => {
+                write!(f, "profile: {profile:?} already exists")
+            }
+            Self::ProfileInUse { profile, users } => write!(
+                f,
+                "profile: {profile:?} still has {users} user(s); move or remove them first"
+            ),
+            Self::TooManyProfiles => f.write_str("profile: the engine holds 65535 profiles"),
+            Self::Entropy => f.write_str("token: the operating system's random source failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The form in which refused input is echoed back: tokens redacted, at most 64 characters.
+pub(crate) fn shorten(text: &str) -> String {
+    let redacted = crate::redact_tokens(text);
+    let mut chars = redacted.chars();
+    let mut short: String = chars.by_ref().take(64).collect();
+    if chars.next().is_some() {
+        short.push('…');
+    }
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_caps_length_and_redacts() {
+        let long = "x".repeat(1000);
+        assert_eq!(shorten(&long).chars().count(), 65);
+        let token = crate::Token::generate().unwrap();
+        let echoed = shorten(&format!("bad {}", token.expose_secret()));
+        assert!(!echoed.contains(&token.expose_secret()[4..]));
+    }
+}

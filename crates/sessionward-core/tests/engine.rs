@@ -1,0 +1,768 @@
+//! Every rule of the engine, through the public API, on a manual clock.
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sessionward_core::*;
+
+const T0: u64 = 1_700_000_000;
+const MIN: u64 = 60;
+const HOUR: u64 = 3600;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+struct Org {
+    engine: Engine,
+    clock: ManualClock,
+}
+
+impl Org {
+    /// An org trusting 10.0.0.0/8, with `staff`, `admins` (15 min, HIGH_ASSURANCE at login,
+    /// login from 10.0.0.0/8 only) and `finance` (30 min) profiles.
+    fn new(settings: OrgSettingsBuilder) -> Self {
+        let clock = ManualClock::new(T0);
+        let engine = Engine::builder()
+            .settings(settings.trusted_range("10.0.0.0/8").build().unwrap())
+            .clock(Arc::new(clock.clone()))
+            .shards(8)
+            .build()
+            .unwrap();
+        engine
+            .add_profile(Profile::builder("staff").build().unwrap())
+            .unwrap();
+        engine
+            .add_profile(
+                Profile::builder("admins")
+                    .session_timeout(Duration::from_secs(15 * MIN))
+                    .required_level(SecurityLevel::HighAssurance)
+                    .login_range("10.0.0.0/8")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        engine
+            .add_profile(
+                Profile::builder("finance")
+                    .session_timeout(Duration::from_secs(30 * MIN))
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        engine.add_user("ada", "staff").unwrap();
+        engine.add_user("bob", "staff").unwrap();
+        engine.add_user("root", "admins").unwrap();
+        engine.add_user("fin", "finance").unwrap();
+        Self { engine, clock }
+    }
+
+    fn default() -> Self {
+        Self::new(OrgSettings::builder())
+    }
+
+    fn login(&self, user: &str, from: &str) -> Issued {
+        self.login_with(LoginRequest::new(user, ip(from)))
+    }
+
+    fn login_with(&self, request: LoginRequest<'_>) -> Issued {
+        match self.engine.login(&request).unwrap() {
+            LoginOutcome::Issued(issued) => issued,
+            LoginOutcome::ChallengeRequired(challenge) => self
+                .engine
+                .complete_challenge(challenge.secret.expose_secret(), false)
+                .unwrap()
+                .issued()
+                .expect("challenge completes"),
+            other => panic!("login refused: {other:?}"),
+        }
+    }
+
+    fn check(&self, issued: &Issued, from: &str) -> Result<SessionInfo, Refusal> {
+        self.engine
+            .validate(issued.token.expose_secret(), ip(from), Requirement::Any)
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+}
+
+#[test]
+fn login_from_trusted_range_issues_a_session_with_snapshotted_policy() {
+    let org = Org::default();
+    let issued = org.login("ada", "10.0.0.1");
+    let info = issued.session;
+    assert_eq!(info.created, T0);
+    assert_eq!(info.idle_timeout_secs, 2 * HOUR as u32);
+    assert_eq!(info.absolute_deadline, T0 + 12 * HOUR);
+    assert_eq!(info.valid_until, T0 + 2 * HOUR);
+    assert_eq!(info.level, SecurityLevel::Standard);
+    assert_eq!(info.session_type, SessionType::Ui);
+    assert!(!info.ip_locked && !info.browser_bound);
+    assert_eq!(org.engine.user_id(info.user).as_deref(), Some("ada"));
+    assert_eq!(
+        org.engine.profile_name(info.profile).as_deref(),
+        Some("staff")
+    );
+    assert_eq!(org.check(&issued, "10.0.0.1").unwrap().handle, info.handle);
+}
+
+#[test]
+fn untrusted_standard_login_is_challenged_and_a_remembered_device_is_not() {
+    let org = Org::default();
+    let request = LoginRequest::new("ada", ip("203.0.113.5")).device("laptop-1");
+    let LoginOutcome::ChallengeRequired(challenge) = org.engine.login(&request).unwrap() else {
+        panic!("expected a challenge");
+    };
+    assert_eq!(challenge.expires_at, T0 + CHALLENGE_LIFETIME.as_secs());
+    let secret = challenge.secret.expose_secret().to_owned();
+    let issued = org
+        .engine
+        .complete_challenge(&secret, true)
+        .unwrap()
+        .issued()
+        .unwrap();
+    assert!(org.check(&issued, "203.0.113.5").is_ok());
+    // One use only.
+    assert!(matches!(
+        org.engine.complete_challenge(&secret, true).unwrap(),
+        LoginOutcome::Denied(DenyReason::ChallengeInvalid)
+    ));
+    // The remembered device logs in directly; another device is challenged.
+    assert!(matches!(
+        org.engine.login(&request).unwrap(),
+        LoginOutcome::Issued(_)
+    ));
+    let other = LoginRequest::new("ada", ip("203.0.113.5")).device("phone");
+    assert!(matches!(
+        org.engine.login(&other).unwrap(),
+        LoginOutcome::ChallengeRequired(_)
+    ));
+    // Devices are per user.
+    let bob = LoginRequest::new("bob", ip("203.0.113.5")).device("laptop-1");
+    assert!(matches!(
+        org.engine.login(&bob).unwrap(),
+        LoginOutcome::ChallengeRequired(_)
+    ));
+    // MFA from anywhere is not challenged.
+    let mfa = LoginRequest::new("bob", ip("203.0.113.5")).method(LoginMethod::Mfa);
+    assert!(matches!(
+        org.engine.login(&mfa).unwrap(),
+        LoginOutcome::Issued(_)
+    ));
+}
+
+#[test]
+fn challenges_expire() {
+    let org = Org::default();
+    let LoginOutcome::ChallengeRequired(challenge) = org
+        .engine
+        .login(&LoginRequest::new("ada", ip("203.0.113.5")))
+        .unwrap()
+    else {
+        panic!("expected a challenge");
+    };
+    org.advance(CHALLENGE_LIFETIME.as_secs());
+    assert!(matches!(
+        org.engine
+            .complete_challenge(challenge.secret.expose_secret(), false)
+            .unwrap(),
+        LoginOutcome::Denied(DenyReason::ChallengeInvalid)
+    ));
+    assert!(matches!(
+        org.engine.complete_challenge("garbage", false).unwrap(),
+        LoginOutcome::Denied(DenyReason::ChallengeInvalid)
+    ));
+}
+
+#[test]
+fn login_denials_and_step_up_outcome() {
+    let org = Org::default();
+    assert!(matches!(
+        org.engine
+            .login(&LoginRequest::new("nobody", ip("10.0.0.1")))
+            .unwrap(),
+        LoginOutcome::Denied(DenyReason::UnknownUser)
+    ));
+    assert!(matches!(
+        org.engine
+            .login(&LoginRequest::new("root", ip("203.0.113.1")).method(LoginMethod::Mfa))
+            .unwrap(),
+        LoginOutcome::Denied(DenyReason::IpNotAllowed)
+    ));
+    assert!(matches!(
+        org.engine
+            .login(&LoginRequest::new("root", ip("10.0.0.2")))
+            .unwrap(),
+        LoginOutcome::StepUpRequired {
+            required: SecurityLevel::HighAssurance,
+            offered: SecurityLevel::Standard
+        }
+    ));
+    let admin =
+        org.login_with(LoginRequest::new("root", ip("10.0.0.2")).method(LoginMethod::Passkey));
+    assert_eq!(admin.session.level, SecurityLevel::HighAssurance);
+    assert_eq!(admin.session.idle_timeout_secs, 15 * MIN as u32);
+}
+
+#[test]
+fn every_refusal_reason() {
+    let org = Org::new(
+        OrgSettings::builder()
+            .lock_sessions_to_ip(true)
+            .high_assurance_operation("setup"),
+    );
+    let ada = org.login("ada", "10.0.0.1");
+    let token = ada.token.expose_secret();
+    let from = ip("10.0.0.1");
+
+    assert_eq!(
+        org.engine.validate("", from, Requirement::Any),
+        Err(Refusal::Malformed)
+    );
+    assert_eq!(
+        org.engine
+            .validate(&token.replace('s', "S"), from, Requirement::Any),
+        Err(Refusal::Malformed)
+    );
+    let unknown = {
+        // A well-formed token this engine never issued: issue it on another engine.
+        let other = Org::default();
+        other.login("ada", "10.0.0.1").token
+    };
+    assert_eq!(
+        org.engine
+            .validate(unknown.expose_secret(), from, Requirement::Any),
+        Err(Refusal::Unknown)
+    );
+    assert_eq!(
+        org.engine.validate(token, ip("10.0.0.2"), Requirement::Any),
+        Err(Refusal::IpMismatch)
+    );
+    assert_eq!(
+        org.engine
+            .validate(token, from, Requirement::Operation("setup")),
+        Err(Refusal::StepUpRequired {
+            required: SecurityLevel::HighAssurance,
+            current: SecurityLevel::Standard
+        })
+    );
+    assert_eq!(
+        org.engine
+            .validate(
+                token,
+                from,
+                Requirement::Level(SecurityLevel::HighAssurance)
+            )
+            .unwrap_err()
+            .code(),
+        "step_up_required"
+    );
+    assert!(org
+        .engine
+        .validate(token, from, Requirement::Operation("read"))
+        .is_ok());
+    org.engine.logout(token).unwrap();
+    assert_eq!(
+        org.engine.validate(token, from, Requirement::Any),
+        Err(Refusal::Ended(EndReason::Logout))
+    );
+    assert_eq!(
+        org.engine.logout(token),
+        Err(Refusal::Ended(EndReason::Logout))
+    );
+}
+
+#[test]
+fn idle_and_absolute_expiry_and_only_success_refreshes() {
+    let org = Org::new(
+        OrgSettings::builder()
+            .inactivity_timeout(Duration::from_secs(15 * MIN))
+            .max_session_length(Duration::from_secs(HOUR))
+            .lock_sessions_to_ip(true),
+    );
+    let ada = org.login("ada", "10.0.0.1");
+    // Refused requests (wrong IP) do not keep the session alive.
+    org.advance(10 * MIN);
+    assert_eq!(org.check(&ada, "10.9.9.9"), Err(Refusal::IpMismatch));
+    org.advance(5 * MIN - 1);
+    let info = org.check(&ada, "10.0.0.1").unwrap();
+    assert_eq!(info.last_activity, T0 + 15 * MIN - 1);
+    assert_eq!(info.valid_until, T0 + 30 * MIN - 1);
+    org.advance(15 * MIN - 1);
+    assert!(
+        org.check(&ada, "10.0.0.1").is_ok(),
+        "one second before idle expiry"
+    );
+    org.advance(15 * MIN);
+    assert_eq!(
+        org.check(&ada, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+
+    let bob = org.login("bob", "10.0.0.1");
+    for _ in 0..4 {
+        org.advance(14 * MIN);
+        assert!(org.check(&bob, "10.0.0.1").is_ok());
+    }
+    org.advance(14 * MIN);
+    assert_eq!(
+        org.check(&bob, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Absolute)),
+        "active sessions still end at the maximum length"
+    );
+}
+
+#[test]
+fn settings_changes_apply_only_to_new_sessions() {
+    let org = Org::default();
+    let before = org.login("ada", "10.0.0.1");
+    org.engine.update_settings(
+        org.engine
+            .settings()
+            .to_builder()
+            .inactivity_timeout(Duration::from_secs(15 * MIN))
+            .lock_sessions_to_ip(true)
+            .force_relogin_on_browser_close(true)
+            .build()
+            .unwrap(),
+    );
+    let after = org.login("ada", "10.0.0.1");
+    assert!(after.session.ip_locked && after.session.browser_bound);
+    assert!(!before.session.ip_locked && !before.session.browser_bound);
+    org.advance(20 * MIN);
+    assert!(
+        org.check(&before, "10.0.0.2").is_ok(),
+        "old session keeps its snapshot"
+    );
+    assert_eq!(
+        org.check(&after, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+
+    // Profile overrides too.
+    let fin = org.login("fin", "10.0.0.1");
+    org.engine
+        .update_profile(
+            Profile::builder("finance")
+                .session_timeout(Duration::from_secs(15 * MIN))
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let fin_after = org.login("fin", "10.0.0.1");
+    assert_eq!(fin.session.idle_timeout_secs, 30 * MIN as u32);
+    assert_eq!(fin_after.session.idle_timeout_secs, 15 * MIN as u32);
+}
+
+#[test]
+fn operation_requirements_and_range_enforcement_follow_current_settings() {
+    let org = Org::default();
+    let ada = org.login("ada", "10.0.0.1");
+    let token = ada.token.expose_secret();
+    assert!(org
+        .engine
+        .validate(token, ip("10.0.0.1"), Requirement::Operation("setup"))
+        .is_ok());
+    org.engine.update_settings(
+        org.engine
+            .settings()
+            .to_builder()
+            .high_assurance_operation("setup")
+            .enforce_login_ranges_every_request(true)
+            .build()
+            .unwrap(),
+    );
+    assert!(matches!(
+        org.engine
+            .validate(token, ip("10.0.0.1"), Requirement::Operation("setup")),
+        Err(Refusal::StepUpRequired { .. })
+    ));
+    let stepped = org
+        .engine
+        .step_up(token, ip("10.0.0.1"), LoginMethod::Mfa)
+        .unwrap();
+    assert_eq!(stepped.level, SecurityLevel::HighAssurance);
+    assert!(org
+        .engine
+        .validate(token, ip("10.0.0.1"), Requirement::Operation("setup"))
+        .is_ok());
+
+    // Enforcing ranges per request: tighten staff's ranges after login.
+    org.engine
+        .update_profile(
+            Profile::builder("staff")
+                .login_range("10.1.0.0/16")
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(org.check(&ada, "10.0.0.1"), Err(Refusal::IpNotAllowed));
+    assert!(org.check(&ada, "10.1.2.3").is_ok());
+    // ::ffff:10.1.2.3 is 10.1.2.3.
+    assert!(org.check(&ada, "::ffff:10.1.2.3").is_ok());
+}
+
+#[test]
+fn step_up_needs_a_valid_session_and_never_lowers() {
+    let org = Org::new(OrgSettings::builder().lock_sessions_to_ip(true));
+    let ada = org.login_with(LoginRequest::new("ada", ip("10.0.0.1")).method(LoginMethod::Mfa));
+    let token = ada.token.expose_secret();
+    assert_eq!(
+        org.engine.step_up(token, ip("10.0.0.9"), LoginMethod::Mfa),
+        Err(Refusal::IpMismatch)
+    );
+    let info = org
+        .engine
+        .step_up(token, ip("10.0.0.1"), LoginMethod::Password)
+        .unwrap();
+    assert_eq!(info.level, SecurityLevel::HighAssurance);
+}
+
+#[test]
+fn ends_take_effect_and_count() {
+    let org = Org::default();
+    let a1 = org.login("ada", "10.0.0.1");
+    let a2 = org.login("ada", "10.0.0.2");
+    let b1 = org.login("bob", "10.0.0.3");
+    let f1 = org.login("fin", "10.5.0.1");
+    let r1 = org.login_with(LoginRequest::new("root", ip("10.0.0.4")).method(LoginMethod::Mfa));
+
+    assert!(org.engine.end_session(a1.session.handle));
+    assert!(!org.engine.end_session(a1.session.handle), "already ended");
+    assert_eq!(
+        org.check(&a1, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::Admin))
+    );
+
+    assert_eq!(org.engine.reset_password("ada").unwrap(), 1);
+    assert_eq!(
+        org.check(&a2, "10.0.0.2"),
+        Err(Refusal::Ended(EndReason::PasswordReset))
+    );
+
+    assert_eq!(
+        org.engine.end_sessions_from("10.5.0.0/16".parse().unwrap()),
+        1
+    );
+    assert_eq!(
+        org.check(&f1, "10.5.0.1"),
+        Err(Refusal::Ended(EndReason::SourceRange))
+    );
+
+    assert_eq!(org.engine.end_profile_sessions("admins").unwrap(), 1);
+    assert_eq!(
+        org.check(&r1, "10.0.0.4"),
+        Err(Refusal::Ended(EndReason::ProfileWide))
+    );
+    assert!(org.check(&b1, "10.0.0.3").is_ok());
+
+    assert_eq!(org.engine.end_all_sessions(), 1);
+    assert_eq!(
+        org.check(&b1, "10.0.0.3"),
+        Err(Refusal::Ended(EndReason::OrgWide))
+    );
+    assert_eq!(org.engine.end_all_sessions(), 0);
+
+    assert!(matches!(
+        org.engine.reset_password("ghost"),
+        Err(Error::UnknownUser { .. })
+    ));
+    assert!(matches!(
+        org.engine.end_profile_sessions("ghosts"),
+        Err(Error::UnknownProfile { .. })
+    ));
+}
+
+#[test]
+fn expired_sessions_are_not_counted_as_ended() {
+    let org = Org::default();
+    org.login("ada", "10.0.0.1");
+    org.advance(3 * HOUR);
+    assert_eq!(org.engine.reset_password("ada").unwrap(), 0);
+    assert_eq!(org.engine.end_all_sessions(), 0);
+}
+
+#[test]
+fn browser_close_ends_only_browser_bound_sessions() {
+    let org = Org::default();
+    let unbound = org.login("ada", "10.0.0.1");
+    assert_eq!(
+        org.engine.browser_closed(unbound.token.expose_secret()),
+        Ok(false)
+    );
+    org.engine.update_settings(
+        OrgSettings::builder()
+            .force_relogin_on_browser_close(true)
+            .trusted_range("10.0.0.0/8")
+            .build()
+            .unwrap(),
+    );
+    let bound = org.login("ada", "10.0.0.1");
+    let api =
+        org.login_with(LoginRequest::new("ada", ip("10.0.0.1")).session_type(SessionType::Api));
+    assert!(!api.session.browser_bound, "API sessions have no browser");
+    assert_eq!(
+        org.engine.browser_closed(bound.token.expose_secret()),
+        Ok(true)
+    );
+    assert_eq!(
+        org.check(&bound, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::BrowserClosed))
+    );
+    assert!(org.check(&unbound, "10.0.0.1").is_ok());
+}
+
+#[test]
+fn concurrent_session_cap_end_oldest_and_refuse_new() {
+    let org = Org::default();
+    org.engine
+        .update_profile(
+            Profile::builder("staff")
+                .session_cap(2, CapAction::EndOldest)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let first = org.login("ada", "10.0.0.1");
+    let second = org.login("ada", "10.0.0.1");
+    let third = org.login("ada", "10.0.0.1");
+    assert_eq!(
+        org.check(&first, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::SessionCap))
+    );
+    assert!(org.check(&second, "10.0.0.1").is_ok());
+    assert!(org.check(&third, "10.0.0.1").is_ok());
+
+    org.engine
+        .update_profile(
+            Profile::builder("staff")
+                .session_cap(2, CapAction::RefuseNew)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    assert!(matches!(
+        org.engine
+            .login(&LoginRequest::new("ada", ip("10.0.0.1")))
+            .unwrap(),
+        LoginOutcome::Denied(DenyReason::SessionCap)
+    ));
+    // Once one ends, there is room again.
+    org.engine.logout(second.token.expose_secret()).unwrap();
+    org.login("ada", "10.0.0.1");
+}
+
+#[test]
+fn users_move_and_removal_ends_their_sessions() {
+    let org = Org::default();
+    let ada = org.login("ada", "10.0.0.1");
+    org.engine.move_user("ada", "finance").unwrap();
+    assert_eq!(org.engine.user_profile("ada").unwrap().as_ref(), "finance");
+    let moved = org.login("ada", "10.0.0.1");
+    assert_eq!(moved.session.idle_timeout_secs, 30 * MIN as u32);
+    assert_eq!(
+        org.engine.profile_name(ada.session.profile).as_deref(),
+        Some("staff")
+    );
+    assert!(matches!(
+        org.engine.remove_profile("finance"),
+        Err(Error::ProfileInUse { users: 2, .. })
+    ));
+    assert_eq!(org.engine.remove_user("ada").unwrap(), 2);
+    assert_eq!(
+        org.check(&moved, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::UserRemoved))
+    );
+    assert!(matches!(
+        org.engine.remove_user("ada"),
+        Err(Error::UnknownUser { .. })
+    ));
+    assert!(matches!(
+        org.engine.move_user("ghost", "staff"),
+        Err(Error::UnknownUser { .. })
+    ));
+    assert!(matches!(
+        org.engine.add_user("bob", "staff"),
+        Err(Error::DuplicateUser { .. })
+    ));
+    assert!(matches!(
+        org.engine.add_user("x", "nope"),
+        Err(Error::UnknownProfile { .. })
+    ));
+    assert!(matches!(
+        org.engine.add_user(&"u".repeat(10_000), "staff"),
+        Err(Error::InvalidName { .. })
+    ));
+}
+
+#[test]
+fn listing_filters_paginates_and_hides_dead_sessions() {
+    let org = Org::default();
+    let mut handles = Vec::new();
+    for i in 0..25 {
+        let user = if i % 2 == 0 { "ada" } else { "bob" };
+        handles.push(
+            org.login(user, &format!("10.0.{}.{}", i % 3, i))
+                .session
+                .handle,
+        );
+    }
+    let api =
+        org.login_with(LoginRequest::new("fin", ip("10.7.0.1")).session_type(SessionType::Api));
+    let all = SessionFilter::default();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = org.engine.sessions(&all, after, 10).unwrap();
+        assert_eq!(page.total, 26);
+        seen.extend(page.rows.iter().map(|row| row.info.handle));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 26);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "ordered by handle, no repeats"
+    );
+
+    let ada = SessionFilter {
+        user: Some("ada".into()),
+        ..SessionFilter::default()
+    };
+    let page = org.engine.sessions(&ada, None, 100).unwrap();
+    assert_eq!(page.total, 13);
+    assert!(page.rows.iter().all(|row| row.user_id.as_ref() == "ada"));
+
+    let subnet = SessionFilter {
+        source: Some("10.0.1.0/24".parse().unwrap()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(org.engine.sessions(&subnet, None, 100).unwrap().total, 8);
+    let exact = SessionFilter {
+        source: Some("10.0.1.1/32".parse().unwrap()),
+        ..SessionFilter::default()
+    };
+    assert_eq!(org.engine.sessions(&exact, None, 100).unwrap().total, 1);
+    let by_type = SessionFilter {
+        session_type: Some(SessionType::Api),
+        ..SessionFilter::default()
+    };
+    let rows = org.engine.sessions(&by_type, None, 100).unwrap().rows;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].info.handle, api.session.handle);
+    assert_eq!(rows[0].profile_name.as_ref(), "finance");
+
+    org.engine.end_session(handles[0]);
+    assert_eq!(org.engine.sessions(&all, None, 100).unwrap().total, 25);
+    org.advance(3 * HOUR);
+    assert_eq!(org.engine.sessions(&all, None, 100).unwrap().total, 0);
+
+    assert!(org.engine.sessions(&all, None, 0).is_err());
+    let ghost = SessionFilter {
+        user: Some("ghost".into()),
+        ..SessionFilter::default()
+    };
+    assert!(matches!(
+        org.engine.sessions(&ghost, None, 10),
+        Err(Error::UnknownUser { .. })
+    ));
+}
+
+#[test]
+fn tombstones_explain_then_sweep_forgets() {
+    let org = Org::default();
+    let ada = org.login("ada", "10.0.0.1");
+    let bob = org.login("bob", "10.0.0.1");
+    org.advance(2 * HOUR - 1);
+    org.engine.logout(ada.token.expose_secret()).unwrap();
+    org.advance(1);
+    let stats = org.engine.sweep_all();
+    assert_eq!(stats.expired, 1, "bob's idle expiry reported once");
+    assert_eq!(stats.removed, 0, "still within the tombstone retention");
+    assert_eq!(
+        org.check(&ada, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::Logout))
+    );
+    assert_eq!(
+        org.check(&bob, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    org.advance(HOUR);
+    let stats = org.engine.sweep_all();
+    assert_eq!(stats.removed, 2);
+    assert_eq!(org.check(&ada, "10.0.0.1"), Err(Refusal::Unknown));
+    assert_eq!(org.check(&bob, "10.0.0.1"), Err(Refusal::Unknown));
+    assert_eq!(org.engine.stats().records, 0);
+}
+
+#[test]
+fn events_tell_the_story_without_tokens() {
+    let org = Org::new(OrgSettings::builder().lock_sessions_to_ip(true));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    org.engine.subscribe(Arc::new(move |event: &Event| {
+        sink.lock().unwrap().push(format!("{event:?}"));
+    }));
+    let ada = org.login("ada", "10.0.0.1");
+    let _ = org
+        .engine
+        .login(&LoginRequest::new("ghost", ip("10.0.0.1")));
+    let _ = org.check(&ada, "10.0.0.2");
+    org.advance(3 * HOUR);
+    let _ = org.check(&ada, "10.0.0.1");
+    let _ = org.check(&ada, "10.0.0.1");
+    let events = org.engine.drain_events();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.code()).collect();
+    assert_eq!(kinds, ["created", "login_denied", "ip_mismatch", "expired"]);
+    assert_eq!(events[0].user.as_deref(), Some("ada"));
+    assert_eq!(events[0].handle, Some(ada.session.handle));
+    assert_eq!(events[2].ip, Some(ip("10.0.0.2")));
+    let secret = ada.token.expose_secret();
+    for line in seen.lock().unwrap().iter() {
+        assert!(!line.contains(&secret[4..20]), "token in event: {line}");
+    }
+    assert!(!format!("{ada:?}").contains(&secret[4..20]));
+    assert!(org.engine.drain_events().is_empty());
+}
+
+#[test]
+fn validate_many_matches_validate() {
+    let org = Org::default();
+    let sessions: Vec<Issued> = (0..40).map(|_| org.login("ada", "10.0.0.1")).collect();
+    org.engine
+        .logout(sessions[3].token.expose_secret())
+        .unwrap();
+    let mut tokens: Vec<String> = sessions
+        .iter()
+        .map(|s| s.token.expose_secret().to_owned())
+        .collect();
+    tokens.push("garbage".into());
+    let mut results = Vec::new();
+    org.engine
+        .validate_many(&tokens, &[ip("10.0.0.1")], Requirement::Any, &mut results);
+    assert_eq!(results.len(), tokens.len());
+    for (token, result) in tokens.iter().zip(&results) {
+        let single = org.engine.validate(token, ip("10.0.0.1"), Requirement::Any);
+        assert_eq!(
+            result.map(|info| info.handle),
+            single.map(|info| info.handle)
+        );
+    }
+    assert_eq!(results[3], Err(Refusal::Ended(EndReason::Logout)));
+    assert_eq!(results[40], Err(Refusal::Malformed));
+}
+
+#[test]
+fn engine_tunables_are_checked() {
+    assert!(Engine::builder().shards(3).build().is_err());
+    assert!(Engine::builder().shards(8192).build().is_err());
+    assert!(Engine::builder()
+        .tombstone_retention(Duration::from_secs(25 * HOUR))
+        .build()
+        .is_err());
+}

@@ -1,0 +1,478 @@
+//! The three report files: JSON round trip, Markdown content, and a self-contained,
+//! well-formed, escaped HTML page with five charts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use std::{fs, io};
+
+use sessionward_harness::{
+    read_report, write_report, AttackStats, Checks, Disagreement, LatencyRecorder, Machine,
+    MemoryStats, MinuteStats, Report, ReportError, SimulatedDay, ThroughputPoint, Totals,
+    WallStats, SCHEMA_VERSION,
+};
+
+const EVIL_REASON: &str = "<img onerror=x>";
+const COMMAND: &str =
+    r#"target/release/sessionward-harness --scenario "mid-size org" --seed 42 --out 'r&d'"#;
+
+/// A report over 600 simulated minutes with varying traffic and five refusal reasons, one of
+/// them an HTML injection attempt and one present only in the totals.
+fn synthetic_report() -> Report {
+    let mut minutes = Vec::new();
+    let mut totals = Totals::default();
+    let mut latency = LatencyRecorder::new();
+    for minute in 0..600u32 {
+        let m = u64::from(minute);
+        let mut refusals = BTreeMap::new();
+        for (reason, n) in [
+            ("expired_idle", m % 7 + m / 60),
+            ("ip_mismatch", m % 3),
+            ("step_up_required", if m > 100 { m % 5 } else { 0 }),
+            (EVIL_REASON, u64::from(m % 50 == 0)),
+        ] {
+            if n > 0 {
+                refusals.insert(reason.to_owned(), n);
+                *totals.refusals.entry(reason.to_owned()).or_default() += n;
+            }
+        }
+        let stats = MinuteStats {
+            minute,
+            active_sessions: 1_000 + (m * 37) % 500 + m * 2,
+            logins: 10 + m % 17,
+            validations: 5_000 + (m * 97) % 3_000,
+            refusals,
+        };
+        totals.logins += stats.logins;
+        totals.validations += stats.validations;
+        latency.record(60 + (m * 13) % 200);
+        minutes.push(stats);
+    }
+    totals.refusals.insert("malformed_token".to_owned(), 17);
+    totals.challenges = 321;
+    totals.step_ups = 45;
+    totals.jobs_run = 900;
+    totals.ended_by_admin = [("end_user".to_owned(), 12), ("end_profile".to_owned(), 340)].into();
+    totals.attacks = [
+        (
+            "forged_token".to_owned(),
+            AttackStats {
+                attempts: 1_000,
+                refused: 1_000,
+            },
+        ),
+        (
+            "stolen_token_other_ip".to_owned(),
+            AttackStats {
+                attempts: 250,
+                refused: 250,
+            },
+        ),
+    ]
+    .into();
+    Report {
+        schema_version: SCHEMA_VERSION,
+        title: "Mid-size org, one day".to_owned(),
+        command: COMMAND.to_owned(),
+        machine: Machine {
+            cores: 2,
+            cpu_model: "Test CPU @ 2.80GHz".to_owned(),
+            os: "linux x86_64".to_owned(),
+        },
+        scenario_name: "mid-size-org".to_owned(),
+        seed: 42,
+        simulated: SimulatedDay { minutes },
+        totals,
+        checks: Checks {
+            expected_outcomes: 3_500_000,
+            agreed: 3_500_000,
+            disagreement_count: 0,
+            disagreements: Vec::new(),
+        },
+        throughput: vec![
+            ThroughputPoint {
+                threads: 2,
+                validations_per_sec: 11_234_567.891,
+                duration_secs: 2.0 / 3.0,
+            },
+            ThroughputPoint {
+                threads: 1,
+                validations_per_sec: 6_100_000.25,
+                duration_secs: 1.0,
+            },
+        ],
+        latency: latency.summary(),
+        wall: WallStats {
+            simulation_secs: 3.217_592_653_589_793,
+            validations_per_sec: 1.0 / 3.0 * 1e7,
+            logins_per_sec: 12_345.678,
+        },
+        memory: MemoryStats {
+            live_sessions: 2_100,
+            bytes_per_live_session: 187.5,
+        },
+    }
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "sessionward-report-test-{}-{name}-{nanos}",
+            std::process::id()
+        ));
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// Checks that `html` is well formed: every opened tag is closed in order (void elements and
+/// self-closing `/>` tags excepted), every attribute is quoted, no stray `<` or `>` in text,
+/// every `&` starts an entity. `<style>` contents are raw text.
+fn check_well_formed(html: &str) -> Result<(), String> {
+    const VOID: [&str; 8] = ["meta", "br", "hr", "img", "input", "link", "wbr", "col"];
+    let bytes = html.as_bytes();
+    let mut stack: Vec<String> = Vec::new();
+    let mut i = 0;
+    let is_name = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b':' || c == b'_';
+    let check_entity = |at: usize| -> Result<(), String> {
+        let rest = &bytes[at + 1..];
+        let len = rest
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'#')
+            .count();
+        if len == 0 || rest.get(len) != Some(&b';') {
+            return Err(format!("bare & at byte {at}"));
+        }
+        Ok(())
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' if html[i..].starts_with("<!--") => {
+                let end = html[i..].find("-->").ok_or("unclosed comment")?;
+                i += end + 3;
+            }
+            b'<' if html[i..].starts_with("<!") => {
+                let end = html[i..].find('>').ok_or("unclosed doctype")?;
+                i += end + 1;
+            }
+            b'<' if html[i..].starts_with("</") => {
+                let end = html[i..].find('>').ok_or("unclosed end tag")?;
+                let name = html[i + 2..i + end].trim();
+                match stack.pop() {
+                    Some(open) if open == name => {}
+                    Some(open) => {
+                        return Err(format!("</{name}> at byte {i} closes <{open}>"));
+                    }
+                    None => return Err(format!("</{name}> at byte {i} closes nothing")),
+                }
+                i += end + 1;
+            }
+            b'<' => {
+                let mut j = i + 1;
+                while j < bytes.len() && is_name(bytes[j]) {
+                    j += 1;
+                }
+                let name = html[i + 1..j].to_ascii_lowercase();
+                if name.is_empty() {
+                    return Err(format!("bare < at byte {i}"));
+                }
+                let mut self_closed = false;
+                loop {
+                    while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                        j += 1;
+                    }
+                    match bytes.get(j) {
+                        None => return Err(format!("unclosed <{name}> tag at byte {i}")),
+                        Some(b'>') => {
+                            j += 1;
+                            break;
+                        }
+                        Some(b'/') if bytes.get(j + 1) == Some(&b'>') => {
+                            self_closed = true;
+                            j += 2;
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                    let start = j;
+                    while j < bytes.len() && is_name(bytes[j]) {
+                        j += 1;
+                    }
+                    if j == start {
+                        return Err(format!("bad attribute in <{name}> at byte {j}"));
+                    }
+                    let attr = &html[start..j];
+                    if bytes.get(j) != Some(&b'=') {
+                        return Err(format!("attribute {attr} of <{name}> has no quoted value"));
+                    }
+                    j += 1;
+                    let quote = *bytes.get(j).ok_or("truncated attribute")?;
+                    if quote != b'"' && quote != b'\'' {
+                        return Err(format!("attribute {attr} of <{name}> is not quoted"));
+                    }
+                    let close = html[j + 1..]
+                        .find(quote as char)
+                        .ok_or("unclosed attribute value")?;
+                    let value_start = j + 1;
+                    let value = &html[value_start..value_start + close];
+                    if value.contains('<') {
+                        return Err(format!("< inside attribute {attr} of <{name}>"));
+                    }
+                    for (k, c) in value.bytes().enumerate() {
+                        if c == b'&' {
+                            check_entity(value_start + k)?;
+                        }
+                    }
+                    j = value_start + close + 1;
+                }
+                if !self_closed && !VOID.contains(&name.as_str()) {
+                    if name == "style" || name == "script" {
+                        // Raw text up to the end tag, which the loop then pops.
+                        let end = html[j..]
+                            .find(&format!("</{name}"))
+                            .ok_or("unclosed raw text element")?;
+                        j += end;
+                    }
+                    stack.push(name);
+                }
+                i = j;
+            }
+            b'>' => return Err(format!("stray > in text at byte {i}")),
+            b'&' => {
+                check_entity(i)?;
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    match stack.last() {
+        Some(open) => Err(format!("<{open}> never closed ({} open)", stack.len())),
+        None => Ok(()),
+    }
+}
+
+/// The `<svg ...>...</svg>` element with the given id.
+fn svg_by_id<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<svg class=\"chart\" id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no chart {id}"));
+    let end = html[start..].find("</svg>").expect("chart closed");
+    &html[start..start + end + "</svg>".len()]
+}
+
+/// The `<g class="legend">` group of a chart.
+fn legend_of(svg: &str) -> &str {
+    let start = svg
+        .find("<g class=\"legend\">")
+        .expect("chart has a legend");
+    let end = svg[start..].find("</g>").expect("legend closed");
+    &svg[start..start + end]
+}
+
+#[test]
+fn checker_rejects_broken_html() {
+    assert!(check_well_formed("<p><b>x</b></p>").is_ok());
+    assert!(check_well_formed("<meta charset=\"utf-8\"><br><rect x='1'/>").is_ok());
+    assert!(check_well_formed("<p><b>x</p></b>").is_err());
+    assert!(check_well_formed("<p>x").is_err());
+    assert!(check_well_formed("<p class=x>y</p>").is_err());
+    assert!(check_well_formed("<input disabled>").is_err());
+    assert!(check_well_formed("<p>a > b</p>").is_err());
+    assert!(check_well_formed("<p>R&D</p>").is_err());
+    assert!(check_well_formed("<style>a > b { }</style><p>&amp;</p>").is_ok());
+}
+
+#[test]
+fn json_round_trips_into_the_same_report() {
+    let report = synthetic_report();
+    let dir = TempDir::new("json");
+    let files = write_report(&dir.0, &report).expect("report written");
+    assert_eq!(files.json, dir.0.join("report.json"));
+
+    let text = fs::read_to_string(&files.json).expect("report.json readable");
+    let value: serde_json::Value = serde_json::from_str(&text).expect("valid json");
+    assert_eq!(value["schema_version"], 1);
+    assert!(text.contains("\n  \"title\""), "pretty-printed");
+
+    let parsed: Report = serde_json::from_str(&text).expect("parses as a Report");
+    assert_eq!(parsed, report);
+    assert_eq!(parsed.schema_version, 1);
+    assert_eq!(read_report(&files.json).expect("read_report"), report);
+    // No temporary files are left behind.
+    let mut names: Vec<String> = fs::read_dir(&dir.0)
+        .expect("dir listed")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["report.html", "report.json", "report.md"]);
+}
+
+#[test]
+fn html_is_well_formed_self_contained_and_escaped() {
+    let report = synthetic_report();
+    let dir = TempDir::new("html");
+    let files = write_report(&dir.0, &report).expect("report written");
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+
+    check_well_formed(&html).expect("well-formed html");
+    assert_eq!(html.matches("<svg").count(), 5, "five charts");
+    assert!(!html.contains("<script src"));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<link"), "no external stylesheet");
+
+    // The injected reason appears only escaped.
+    assert!(!html.contains(EVIL_REASON));
+    assert!(!html.contains("<img"));
+    assert!(html.contains(&escape(EVIL_REASON)));
+    assert!(html.contains(&escape(COMMAND)));
+    assert!(!html.contains(COMMAND));
+
+    // Every refusal reason has a legend entry in the refusals chart.
+    let legend = legend_of(svg_by_id(&html, "chart-refusals"));
+    for reason in report.totals.refusals.keys() {
+        let entry = format!(">{}</text>", escape(reason));
+        assert!(legend.contains(&entry), "legend lacks {reason}");
+    }
+    let legend = legend_of(svg_by_id(&html, "chart-logins-validations"));
+    assert!(legend.contains("logins") && legend.contains("validations"));
+
+    // Axes have tick labels: the simulated day's clock and the percentiles.
+    let active = svg_by_id(&html, "chart-active-sessions");
+    assert!(active.contains(">2:00</text>") && active.contains(">8:00</text>"));
+    assert!(active.contains("<polyline"));
+    let latency = svg_by_id(&html, "chart-latency");
+    for label in [">p50</text>", ">p99</text>", ">p99.9</text>", ">max</text>"] {
+        assert!(latency.contains(label), "latency chart lacks {label}");
+    }
+    let throughput = svg_by_id(&html, "chart-throughput");
+    assert_eq!(throughput.matches("<rect class=\"bar\"").count(), 2);
+    assert!(throughput.contains(">1 thr</text>") && throughput.contains(">2 thr</text>"));
+
+    assert!(html.contains("class=\"banner pass\""));
+    assert!(!html.contains("FAIL"));
+}
+
+#[test]
+fn markdown_names_the_command_and_the_p99() {
+    let report = synthetic_report();
+    let dir = TempDir::new("md");
+    let files = write_report(&dir.0, &report).expect("report written");
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    assert!(md.contains(COMMAND), "command verbatim");
+    let p99 = report.latency.p99_ns;
+    assert!(p99 > 0);
+    assert!(md.contains(&format!("| p99 | {p99} |")), "p99 row:\n{md}");
+    assert!(md.contains("**Checks: PASS**"));
+    assert!(md.contains("| end_profile | 340 |"));
+    assert!(md.contains("| forged_token | 1,000 | 1,000 | 0 |"));
+    assert!(md.contains(&format!("| {} | 12 |", "&lt;img onerror=x&gt;")));
+}
+
+#[test]
+fn a_disagreement_fails_the_report_and_the_banner() {
+    let mut report = synthetic_report();
+    assert!(report.passed());
+    report.checks.agreed -= 1;
+    report.checks.record_disagreement(
+        Disagreement {
+            minute: 61,
+            what: "validate after end_user <u1>".to_owned(),
+            expected: "ended(admin)".to_owned(),
+            observed: "ok".to_owned(),
+        },
+        10,
+    );
+    assert!(!report.passed());
+    assert_eq!(report.checks.disagreement_count, 1);
+
+    let dir = TempDir::new("fail");
+    let files = write_report(&dir.0, &report).expect("report written");
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    check_well_formed(&html).expect("well-formed html");
+    let banner_start = html
+        .find("<div class=\"banner fail\"")
+        .expect("fail banner");
+    let banner = &html[banner_start..banner_start + html[banner_start..].find("</div>").unwrap()];
+    assert!(banner.contains("FAIL"), "{banner}");
+    assert!(!html.contains("banner pass"));
+    assert!(html.contains("validate after end_user &lt;u1&gt;"));
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    assert!(md.contains("**Checks: FAIL**"));
+
+    // A count beyond the kept list still fails.
+    let mut counted_only = synthetic_report();
+    counted_only.checks.disagreement_count = 3;
+    assert!(!counted_only.passed());
+}
+
+#[test]
+fn empty_report_still_renders_five_charts() {
+    let dir = TempDir::new("empty");
+    let files = write_report(&dir.0, &Report::default()).expect("report written");
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    check_well_formed(&html).expect("well-formed html");
+    assert_eq!(html.matches("<svg").count(), 5);
+    assert_eq!(html.matches(">no data</text>").count(), 5);
+}
+
+#[test]
+fn errors_name_the_path_or_field() {
+    // A non-finite rate is refused before anything is written.
+    let mut report = synthetic_report();
+    report.wall.validations_per_sec = f64::INFINITY;
+    let dir = TempDir::new("nan");
+    match write_report(&dir.0, &report) {
+        Err(ReportError::NotFinite { field, .. }) => assert_eq!(field, "wall.validations_per_sec"),
+        other => panic!("expected NotFinite, got {other:?}"),
+    }
+    assert!(!dir.0.exists());
+
+    // A directory below a regular file cannot be created.
+    let file_dir = TempDir::new("blocker");
+    fs::create_dir_all(&file_dir.0).expect("temp dir");
+    let blocker = file_dir.0.join("plain-file");
+    fs::write(&blocker, b"x").expect("blocker written");
+    let target = blocker.join("reports");
+    let err = write_report(&target, &synthetic_report()).expect_err("cannot create under a file");
+    assert!(matches!(err, ReportError::CreateDir { ref path, .. } if path == &target));
+    assert!(err.to_string().contains(&target.display().to_string()));
+
+    // Another schema version is named as such; a missing file is a read error.
+    let json = file_dir.0.join("future.json");
+    let mut value = serde_json::to_value(synthetic_report()).expect("to value");
+    value["schema_version"] = 2.into();
+    fs::write(&json, value.to_string()).expect("json written");
+    match read_report(&json) {
+        Err(ReportError::UnsupportedSchema {
+            found, supported, ..
+        }) => assert_eq!((found, supported), (2, 1)),
+        other => panic!("expected UnsupportedSchema, got {other:?}"),
+    }
+    let missing = file_dir.0.join("missing.json");
+    match read_report(&missing) {
+        Err(ReportError::Read { path, source }) => {
+            assert_eq!(path, missing);
+            assert_eq!(source.kind(), io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Read, got {other:?}"),
+    }
+}
