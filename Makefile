@@ -1,5 +1,6 @@
 # sessionward entry points. `make help` lists them.
 SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
 CARGO ?= cargo
 VENV ?= .venv
 PYTHON ?= python3
@@ -12,7 +13,7 @@ help: ## List the targets
 demo: ## The main job: simulate an org's day on the embedded default and write a report
 	$(CARGO) run --release -p sessionward-core --example quickstart
 
-test: lint test-rust ## Every check: fmt, clippy -D warnings, all Rust tests and doc tests
+test: lint test-rust fuzz-smoke ## Every check: fmt, clippy -D warnings, Rust tests and doc tests, fuzz smoke
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check
@@ -23,6 +24,23 @@ test-rust: ## All Rust unit, integration, property, stress and doc tests
 
 bench: ## Criterion benchmarks against the baselines (minutes; not part of `make test`)
 	$(CARGO) bench -p sessionward-bench
+
+FUZZ_TARGETS := token addresses settings operations
+FUZZ_SECONDS ?= 20
+
+fuzz-smoke: ## Every cargo-fuzz target for FUZZ_SECONDS each (needs the nightly toolchain)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && $(CARGO) +nightly fuzz build
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/target/fuzz-corpus/$$target; \
+		echo "fuzz-smoke: $$target for $(FUZZ_SECONDS)s"; \
+		if (cd fuzz && $(CARGO) +nightly fuzz run $$target target/fuzz-corpus/$$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=4096 > target/fuzz-$$target.log 2>&1); then \
+			grep -E '^Done [0-9]+ runs' fuzz/target/fuzz-$$target.log; \
+		else \
+			tail -n 40 fuzz/target/fuzz-$$target.log; echo "fuzz-smoke: $$target FAILED"; exit 1; \
+		fi; \
+	done
 
 clean: ## Remove build outputs
 	$(CARGO) clean

@@ -119,10 +119,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The form in which refused input is echoed back: tokens redacted, at most 64 characters.
+/// The form in which refused input is echoed back: tokens redacted, control characters replaced
+/// (so that `{:?}` cannot blow one character up into a six-character escape, and terminals and
+/// log lines stay intact), at most 64 characters.
 pub(crate) fn shorten(text: &str) -> String {
     let redacted = crate::redact_tokens(text);
-    let mut chars = redacted.chars();
+    let mut chars = redacted
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c });
     let mut short: String = chars.by_ref().take(64).collect();
     if chars.next().is_some() {
         short.push('…');
@@ -141,5 +145,15 @@ mod tests {
         let token = crate::Token::generate().unwrap();
         let echoed = shorten(&format!("bad {}", token.expose_secret()));
         assert!(!echoed.contains(&token.expose_secret()[4..]));
+    }
+
+    #[test]
+    fn shorten_replaces_control_characters() {
+        // Found by the `addresses` fuzz target: 64 control characters echoed with `{:?}`
+        // became a 400-byte message.
+        let echoed = shorten(&"\u{19}".repeat(100));
+        assert!(echoed.chars().all(|c| !c.is_control()));
+        let message = Error::InvalidIp { value: echoed }.to_string();
+        assert!(message.len() < 300, "{} bytes", message.len());
     }
 }
