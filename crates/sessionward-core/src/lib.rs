@@ -83,6 +83,7 @@ mod clock;
 mod engine;
 mod error;
 mod events;
+mod oauth;
 mod session;
 mod settings;
 mod table;
@@ -95,6 +96,7 @@ pub use engine::{
 pub use error::Error;
 pub use events::{Event, EventKind, EventListener};
 pub use ipnet::IpNet;
+pub use oauth::{Grant, GrantError, OAuthClient, OAuthClients};
 pub use session::{
     Challenge, DenyReason, EndReason, ExpiryKind, Issued, LoginOutcome, LoginRequest, ProfileKey,
     Refusal, Requirement, SessionFilter, SessionInfo, SessionPage, SessionRow, UserKey,

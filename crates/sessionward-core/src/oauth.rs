@@ -1,0 +1,407 @@
+//! The org as an OAuth 2.0 token endpoint: registered clients and the client-credentials grant.
+//!
+//! A registered client runs as an integration user. A successful grant (RFC 6749 section 4.4) is
+//! an ordinary [`Engine::login`] of that user with [`LoginMethod::ClientCredentials`] and
+//! [`SessionType::OAuth2`]: the access token is a session token under the user's profile policy
+//! (timeouts, login IP ranges, concurrent-session cap), listed and ended like any other session.
+//!
+//! Client secrets are generated here (256 random bits, shown once) and kept only as SHA-256
+//! digests; a high-entropy secret needs no slow password hash. Secrets are compared in constant
+//! time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+
+use parking_lot::RwLock;
+
+use crate::settings::check_name;
+use crate::token::TokenDigest;
+use crate::{
+    DenyReason, Engine, Error, LoginMethod, LoginOutcome, LoginRequest, SessionInfo, SessionType,
+    Token,
+};
+
+/// Most scopes one client may hold.
+const MAX_SCOPES: usize = 64;
+
+/// A registered client, as listed (no secret).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// The client id.
+    pub client_id: String,
+    /// The integration user the client's sessions run as.
+    pub run_as: String,
+    /// Scopes the client may be granted.
+    pub scopes: BTreeSet<String>,
+}
+
+struct ClientEntry {
+    client: OAuthClient,
+    secret_digest: [u8; 32],
+}
+
+/// Why a grant was refused, with the RFC 6749 section 5.2 error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// Unknown client or wrong secret (`invalid_client`, HTTP 401). Deliberately does not say
+    /// which.
+    InvalidClient,
+    /// A requested scope was not registered for the client (`invalid_scope`).
+    InvalidScope {
+        /// The refused scope (shortened).
+        scope: String,
+    },
+    /// The run-as user may not get a session (`unauthorized_client`): removed, outside the
+    /// profile's login ranges, at the session cap...
+    Unauthorized(DenyReason),
+    /// The engine could not issue a token (`server_error`).
+    Server(Error),
+}
+
+impl GrantError {
+    /// The RFC 6749 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidScope { .. } => "invalid_scope",
+            Self::Unauthorized(_) => "unauthorized_client",
+            Self::Server(_) => "server_error",
+        }
+    }
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidClient => f.write_str("invalid_client: unknown client or wrong secret"),
+            Self::InvalidScope { scope } => {
+                write!(f, "invalid_scope: {scope:?} is not granted to this client")
+            }
+            Self::Unauthorized(reason) => {
+                write!(
+                    f,
+                    "unauthorized_client: the run-as user was denied ({reason})"
+                )
+            }
+            Self::Server(error) => write!(f, "server_error: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for GrantError {}
+
+/// An access token granted to a client.
+#[derive(Debug)]
+pub struct Grant {
+    /// The access token (a session token of type OAUTH2). Redacted in `Debug`.
+    pub access_token: Token,
+    /// Seconds until the token expires if unused (the session's `valid_until - now`).
+    pub expires_in: u64,
+    /// The scopes granted, sorted.
+    pub scopes: Vec<String>,
+    /// The session behind the token.
+    pub session: SessionInfo,
+}
+
+/// The registry of OAuth clients of one org.
+///
+/// # Examples
+///
+/// ```
+/// use sessionward_core::*;
+///
+/// let engine = Engine::builder().build()?;
+/// engine.add_profile(Profile::builder("integrations").build()?)?;
+/// engine.add_user("erp-bot", "integrations")?;
+/// let clients = OAuthClients::default();
+/// let secret = clients.register("erp", "erp-bot", ["orders.read"])?;
+///
+/// let ip = "10.0.0.5".parse()?;
+/// let grant = clients.grant(&engine, "erp", secret.expose_secret(), Some("orders.read"), ip)?;
+/// assert_eq!(grant.scopes, ["orders.read"]);
+/// assert!(engine.validate(grant.access_token.expose_secret(), ip, Requirement::Any).is_ok());
+/// assert_eq!(
+///     clients.grant(&engine, "erp", "wrong", None, ip).unwrap_err().code(),
+///     "invalid_client"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Default)]
+pub struct OAuthClients {
+    clients: RwLock<HashMap<String, ClientEntry>>,
+}
+
+impl fmt::Debug for OAuthClients {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OAuthClients")
+            .field("clients", &self.clients.read().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuthClients {
+    /// Registers (or re-registers, rotating the secret) a client running as `run_as` with the
+    /// given scopes; returns the new client secret, shown only this once.
+    ///
+    /// The run-as user is checked at grant time (it may be added later, moved or removed).
+    pub fn register<S: Into<String>>(
+        &self,
+        client_id: &str,
+        run_as: &str,
+        scopes: impl IntoIterator<Item = S>,
+    ) -> Result<Token, Error> {
+        check_name("client_id", client_id)?;
+        check_name("run_as", run_as)?;
+        let mut set = BTreeSet::new();
+        for scope in scopes {
+            let scope = scope.into();
+            check_scope(&scope)?;
+            set.insert(scope);
+        }
+        if set.len() > MAX_SCOPES {
+            return Err(Error::OutOfRange {
+                field: "scopes",
+                value: set.len().to_string(),
+                allowed: "at most 64 scopes",
+            });
+        }
+        let secret = Token::generate()?;
+        let entry = ClientEntry {
+            client: OAuthClient {
+                client_id: client_id.to_owned(),
+                run_as: run_as.to_owned(),
+                scopes: set,
+            },
+            secret_digest: TokenDigest::of(secret.expose_secret()).0,
+        };
+        self.clients.write().insert(client_id.to_owned(), entry);
+        Ok(secret)
+    }
+
+    /// Removes a client; tokens already granted stay valid until they expire or are ended
+    /// (end them with [`Engine::end_user_sessions`] on the run-as user).
+    pub fn remove(&self, client_id: &str) -> bool {
+        self.clients.write().remove(client_id).is_some()
+    }
+
+    /// The registered clients, sorted by id.
+    pub fn list(&self) -> Vec<OAuthClient> {
+        let mut clients: Vec<OAuthClient> = self
+            .clients
+            .read()
+            .values()
+            .map(|entry| entry.client.clone())
+            .collect();
+        clients.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        clients
+    }
+
+    /// The client-credentials grant: checks the client and secret, the requested scopes
+    /// (space-separated, RFC 6749 section 3.3; `None` grants every registered scope), then logs
+    /// the run-as user in from `ip` as an OAUTH2 session.
+    pub fn grant(
+        &self,
+        engine: &Engine,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+        ip: IpAddr,
+    ) -> Result<Grant, GrantError> {
+        let (run_as, granted) = {
+            let clients = self.clients.read();
+            let presented = TokenDigest::of(client_secret).0;
+            let entry = clients.get(client_id);
+            // Compare against a dummy digest for unknown clients so both paths cost the same.
+            let expected = entry.map_or([0xA5; 32], |entry| entry.secret_digest);
+            let secret_ok = constant_time_eq(&presented, &expected);
+            let Some(entry) = entry.filter(|_| secret_ok) else {
+                return Err(GrantError::InvalidClient);
+            };
+            let granted: Vec<String> = match scope {
+                None => entry.client.scopes.iter().cloned().collect(),
+                Some(requested) => {
+                    let mut granted = BTreeSet::new();
+                    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+                        if !entry.client.scopes.contains(scope) {
+                            return Err(GrantError::InvalidScope {
+                                scope: crate::error::shorten(scope),
+                            });
+                        }
+                        granted.insert(scope.to_owned());
+                    }
+                    granted.into_iter().collect()
+                }
+            };
+            (entry.client.run_as.clone(), granted)
+        };
+        let request = LoginRequest::new(&run_as, ip)
+            .method(LoginMethod::ClientCredentials)
+            .session_type(SessionType::OAuth2);
+        match engine.login(&request).map_err(GrantError::Server)? {
+            LoginOutcome::Issued(issued) => Ok(Grant {
+                expires_in: issued.session.valid_until.saturating_sub(engine.now()),
+                access_token: issued.token,
+                scopes: granted,
+                session: issued.session,
+            }),
+            LoginOutcome::Denied(reason) => Err(GrantError::Unauthorized(reason)),
+            // Only reachable if the org maps client credentials to STANDARD (challenge) or the
+            // profile's rule applied: a machine cannot answer either.
+            LoginOutcome::ChallengeRequired(_) | LoginOutcome::StepUpRequired { .. } => {
+                Err(GrantError::Unauthorized(DenyReason::ChallengeInvalid))
+            }
+        }
+    }
+}
+
+/// RFC 6749 scope-token: printable ASCII except space, `"` and `\`.
+fn check_scope(scope: &str) -> Result<(), Error> {
+    let valid = !scope.is_empty()
+        && scope.len() <= 128
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            field: "scopes",
+            value: crate::error::shorten(scope),
+            allowed: "1 to 128 printable ASCII characters, no space, quote or backslash",
+        })
+    }
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0_u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EndReason, Profile, Refusal, Requirement};
+
+    fn org() -> (Engine, OAuthClients) {
+        let engine = Engine::builder().shards(2).build().unwrap();
+        engine
+            .add_profile(
+                Profile::builder("integrations")
+                    .login_range("10.0.0.0/8")
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        engine.add_user("bot", "integrations").unwrap();
+        (engine, OAuthClients::default())
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn grants_are_oauth2_sessions_under_the_profile_policy() {
+        let (engine, clients) = org();
+        let secret = clients.register("erp", "bot", ["a", "b"]).unwrap();
+        let grant = clients
+            .grant(
+                &engine,
+                "erp",
+                secret.expose_secret(),
+                Some("b"),
+                ip("10.1.1.1"),
+            )
+            .unwrap();
+        assert_eq!(grant.scopes, ["b"]);
+        assert_eq!(grant.session.session_type, SessionType::OAuth2);
+        assert_eq!(grant.expires_in, 2 * 3600);
+        let listed = engine
+            .sessions(&crate::SessionFilter::default(), None, 10)
+            .unwrap();
+        assert_eq!(listed.total, 1);
+        // Outside the integration profile's login ranges: unauthorized.
+        assert_eq!(
+            clients
+                .grant(
+                    &engine,
+                    "erp",
+                    secret.expose_secret(),
+                    None,
+                    ip("192.0.2.1")
+                )
+                .unwrap_err(),
+            GrantError::Unauthorized(DenyReason::IpNotAllowed)
+        );
+        // Ending the run-as user's sessions revokes the token.
+        engine.end_user_sessions("bot").unwrap();
+        assert_eq!(
+            engine.validate(
+                grant.access_token.expose_secret(),
+                ip("10.1.1.1"),
+                Requirement::Any
+            ),
+            Err(Refusal::Ended(EndReason::Admin))
+        );
+    }
+
+    #[test]
+    fn wrong_secret_unknown_client_and_bad_scopes_are_refused() {
+        let (engine, clients) = org();
+        let secret = clients.register("erp", "bot", ["a"]).unwrap();
+        let here = ip("10.0.0.1");
+        assert_eq!(
+            clients
+                .grant(&engine, "erp", "nope", None, here)
+                .unwrap_err(),
+            GrantError::InvalidClient
+        );
+        assert_eq!(
+            clients
+                .grant(&engine, "crm", secret.expose_secret(), None, here)
+                .unwrap_err(),
+            GrantError::InvalidClient
+        );
+        assert_eq!(
+            clients
+                .grant(
+                    &engine,
+                    "erp",
+                    secret.expose_secret(),
+                    Some("a admin"),
+                    here
+                )
+                .unwrap_err()
+                .code(),
+            "invalid_scope"
+        );
+        assert!(clients.register("x", "bot", ["has space"]).is_err());
+        assert!(clients.register("", "bot", ["a"]).is_err());
+        // Rotation invalidates the old secret.
+        let rotated = clients.register("erp", "bot", ["a"]).unwrap();
+        assert!(clients
+            .grant(&engine, "erp", secret.expose_secret(), None, here)
+            .is_err());
+        assert!(clients
+            .grant(&engine, "erp", rotated.expose_secret(), None, here)
+            .is_ok());
+        assert!(clients.remove("erp"));
+        assert!(clients
+            .grant(&engine, "erp", rotated.expose_secret(), None, here)
+            .is_err());
+    }
+
+    #[test]
+    fn removed_run_as_user_is_unauthorized_and_secrets_never_print() {
+        let (engine, clients) = org();
+        let secret = clients.register("erp", "bot", ["a"]).unwrap();
+        engine.remove_user("bot").unwrap();
+        let error = clients
+            .grant(&engine, "erp", secret.expose_secret(), None, ip("10.0.0.1"))
+            .unwrap_err();
+        assert_eq!(error, GrantError::Unauthorized(DenyReason::UnknownUser));
+        let printed = format!("{error} {error:?} {clients:?} {:?}", clients.list());
+        assert!(!printed.contains(&secret.expose_secret()[4..]));
+    }
+}
