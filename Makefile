@@ -11,7 +11,7 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 demo: ## The main job: simulate an org's day on the embedded default and write a report
-	$(CARGO) run --release -p sessionward-core --example quickstart
+	$(CARGO) run --release -p sessionward-harness -- --out reports/latest
 
 test: lint test-rust fuzz-smoke ## Every check: fmt, clippy -D warnings, Rust tests and doc tests, fuzz smoke
 

@@ -997,10 +997,13 @@ impl Engine {
             // one second of idle time, which only makes the session expire earlier.
             record.last_seen.store(now, Ordering::Relaxed);
         }
+        // Built before the raise: `step_up` compares the returned level with the raised one to
+        // decide whether to emit `SteppedUp`.
+        let info = self.info(record, now.max(last_seen));
         if let Some(level) = raise_to {
             record.level.fetch_max(level as u8, Ordering::Relaxed);
         }
-        Ok(self.info(record, now.max(last_seen)))
+        Ok(info)
     }
 
     fn info(&self, record: &Record, last_seen: u32) -> SessionInfo {

@@ -1,0 +1,54 @@
+//! Memory per live session: the growth of the process's resident set while a fresh engine is
+//! filled with sessions.
+
+use sessionward_core::Error;
+
+use crate::closed_loop::populate;
+use crate::MemoryStats;
+
+/// Resident set size of this process in bytes (`VmRSS` of `/proc/self/status`), or `None` where
+/// the OS does not say.
+#[must_use]
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Populates `sessions` sessions in a fresh engine (tokens discarded) and reports the RSS
+/// growth per live session: the table's records, the per-user handle lists and allocator
+/// overhead. Zero bytes when the OS does not report RSS.
+///
+/// The figure includes what the allocator keeps, so it is an upper bound of the table's own
+/// footprint; run it before other large allocations for a clean number.
+///
+/// # Errors
+///
+/// An engine error while populating (none is expected).
+///
+/// # Examples
+///
+/// ```
+/// let stats = sessionward_harness::measure_memory(20_000)?;
+/// assert_eq!(stats.live_sessions, 20_000);
+/// assert!(stats.bytes_per_live_session.is_finite());
+/// # Ok::<(), sessionward_core::Error>(())
+/// ```
+pub fn measure_memory(sessions: u32) -> Result<MemoryStats, Error> {
+    let before = resident_bytes();
+    let (engine, _) = populate(sessions, false)?;
+    let after = resident_bytes();
+    let live = engine.stats().live as u64;
+    let bytes = match (before, after) {
+        (Some(before), Some(after)) if live > 0 => {
+            after.saturating_sub(before) as f64 / live as f64
+        }
+        _ => 0.0,
+    };
+    drop(engine);
+    Ok(MemoryStats {
+        live_sessions: live,
+        bytes_per_live_session: bytes,
+    })
+}

@@ -1,0 +1,109 @@
+//! The simulated day on the CI scenario: the engine agrees with the model on several seeds, a
+//! seed replays the same day, and a wrong expectation is caught (the checks are not hollow).
+
+use sessionward_harness::{simulate_day, DayResult, ModelSkew, Scenario, SimOptions};
+
+fn day(seed: u64, options: &SimOptions) -> DayResult {
+    simulate_day(&Scenario::ci().with_seed(seed), options).expect("the CI scenario runs")
+}
+
+#[test]
+fn the_ci_scenario_passes_its_checks_on_three_seeds() {
+    for seed in [1, 2, 3] {
+        let day = day(seed, &SimOptions::default());
+        assert_eq!(
+            day.checks.disagreement_count, 0,
+            "seed {seed}: {:#?}",
+            day.checks.disagreements
+        );
+        assert!(day.checks.expected_outcomes > 10_000, "seed {seed}");
+        assert_eq!(day.checks.agreed, day.checks.expected_outcomes);
+        assert_eq!(day.simulated.minutes.len(), 120);
+        // The day exercises every kind of refusal the scenario is built to produce.
+        let refusals = &day.totals.refusals;
+        for code in [
+            "malformed",
+            "unknown",
+            "expired_idle",
+            "ip_mismatch",
+            "step_up_required",
+            "ended_admin",
+            "login_denied_ip_not_allowed",
+            "login_step_up_required",
+        ] {
+            assert!(
+                refusals.get(code).copied().unwrap_or(0) > 0,
+                "seed {seed}: no {code} in {refusals:?}"
+            );
+        }
+        for action in [
+            "end_session",
+            "end_user_sessions",
+            "reset_password",
+            "end_profile",
+            "end_range",
+            "end_all",
+        ] {
+            assert!(
+                day.totals.ended_by_admin.contains_key(action),
+                "seed {seed}: no {action}"
+            );
+        }
+        let attacks = day.totals.attacks_total();
+        assert!(attacks.attempts > 0);
+        assert_eq!(
+            attacks.refused, attacks.attempts,
+            "seed {seed}: an attack got through"
+        );
+        assert!(day.totals.jobs_run > 0 && day.totals.challenges > 0 && day.totals.step_ups > 0);
+        assert!(!day.latency.is_empty());
+        assert!(day.wall.validations_per_sec.is_finite());
+    }
+}
+
+#[test]
+fn a_seed_replays_the_same_day() {
+    let options = SimOptions::default();
+    let (a, b) = (day(7, &options), day(7, &options));
+    assert_eq!(a.simulated, b.simulated);
+    assert_eq!(a.totals, b.totals);
+    assert_eq!(a.checks, b.checks);
+    assert_eq!(
+        a.latency.len(),
+        b.latency.len(),
+        "the same validations are sampled"
+    );
+    let other = day(8, &options);
+    assert_ne!(a.simulated, other.simulated, "another seed, another day");
+}
+
+#[test]
+fn a_wrong_expectation_is_caught() {
+    let skewed = SimOptions {
+        model_skew: Some(ModelSkew::SessionTimeoutMinutes {
+            profile: "finance".into(),
+            minutes: 20,
+        }),
+        ..SimOptions::default()
+    };
+    let day = day(1, &skewed);
+    assert!(
+        day.checks.disagreement_count > 0,
+        "a model that believes 20 minutes where the engine has 30 must disagree"
+    );
+    assert!(day.checks.agreed < day.checks.expected_outcomes);
+    let first = &day.checks.disagreements[0];
+    assert!(first.what.contains("finance"), "{first:?}");
+    assert!(
+        day.checks
+            .disagreements
+            .iter()
+            .any(|d| d.expected.contains("idle 1200s") && d.observed.contains("idle 1800s")),
+        "{:#?}",
+        day.checks.disagreements
+    );
+    assert!(
+        day.checks.disagreements.len() <= 100,
+        "kept disagreements are capped"
+    );
+}
