@@ -19,18 +19,30 @@
 //!
 //! Lock order, where more than one is held: user mutex, then shard lock. The directory lock is
 //! never held while taking either.
+//!
+//! # Durability
+//!
+//! Given a [`SessionStore`] (or a path, for the embedded [`RedbStore`]), every operation that
+//! changes state commits its changes to the store before it returns: the memory change comes
+//! first (so an end takes effect at once), then the commit, which concurrent callers share.
+//! No lock is held during a commit, except the directory write lock for directory changes.
+//! Validations never touch the store: last activity is written behind by a flusher thread
+//! (see `docs/durability.md` for the bound).
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use parking_lot::{Mutex, RwLock};
 
 use crate::events::{EventListener, EventLog};
 use crate::settings::check_name;
+use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::table::{NewRecord, Record, Table, EXPIRY_REPORTED, STATE_LIVE};
 use crate::token::TokenDigest;
 use crate::{
@@ -48,6 +60,8 @@ const MAX_PENDING_CHALLENGES: usize = 100_000;
 const OPPORTUNISTIC_SWEEP_INTERVAL: u32 = 60;
 /// Largest page of a session listing.
 pub const MAX_PAGE_SIZE: usize = 10_000;
+/// Default interval of the last-activity write-behind of a durable engine.
+pub const DEFAULT_ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
 /// A shard, padded to its own cache lines so that two shards' locks never share one.
 #[repr(align(128))]
@@ -164,6 +178,12 @@ struct PendingChallenge {
     expires_at: u64,
 }
 
+/// Where a durable engine keeps its state.
+enum StoreSource {
+    Path(PathBuf),
+    Store(Arc<dyn SessionStore>),
+}
+
 /// Tunables of an [`Engine`] that are not org policy.
 #[must_use]
 pub struct EngineBuilder {
@@ -172,6 +192,8 @@ pub struct EngineBuilder {
     shards: usize,
     tombstone_retention: Duration,
     event_capacity: usize,
+    store: Option<StoreSource>,
+    activity_flush_interval: Duration,
 }
 
 impl EngineBuilder {
@@ -203,8 +225,70 @@ impl EngineBuilder {
         self
     }
 
-    /// Checks the tunables and builds the engine.
+    /// Makes the engine durable in the embedded database at `path` (created if missing, its
+    /// directory must exist). Opening loads every session that is still live or within its
+    /// tombstone retention, the org settings, profiles and users; the builder's
+    /// [`settings`](Self::settings) only seed a new database. Without a path or a
+    /// [`store`](Self::store) the engine is memory-only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sessionward_core::*;
+    ///
+    /// let dir = std::env::temp_dir().join(format!("swd-path-doc-{}", std::process::id()));
+    /// std::fs::create_dir_all(&dir)?;
+    /// let path = dir.join("sessions.redb");
+    /// let ip = "10.0.0.1".parse()?;
+    /// let token = {
+    ///     let engine = Engine::builder().path(&path).build()?;
+    ///     engine.add_profile(Profile::builder("staff").build()?)?;
+    ///     engine.add_user("ada", "staff")?;
+    ///     let request = LoginRequest::new("ada", ip).method(LoginMethod::Mfa);
+    ///     engine.login(&request)?.issued().unwrap().token
+    /// };
+    /// // A new engine on the same file knows the user and the session.
+    /// let engine = Engine::builder().path(&path).build()?;
+    /// assert!(engine.validate(token.expose_secret(), ip, Requirement::Any).is_ok());
+    /// # drop(engine);
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(StoreSource::Path(path.into()));
+        self
+    }
+    /// Makes the engine durable in `store` (see [`path`](Self::path) for what is loaded).
+    pub fn store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(StoreSource::Store(store));
+        self
+    }
+    /// How often a durable engine writes last activity behind (100 ms ..= 10 s, default 2 s).
+    /// A crash loses at most this interval plus one flush of activity; see
+    /// `docs/durability.md`.
+    pub fn activity_flush_interval(mut self, interval: Duration) -> Self {
+        self.activity_flush_interval = interval;
+        self
+    }
+
+    /// Checks the tunables and builds the engine; with a path or a store, opens it and loads
+    /// its state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::OutOfRange`] for a tunable, and for a durable engine the store's errors
+    /// ([`Error::StoreOpen`], [`Error::StoreCorrupt`], [`Error::StoreVersion`], ...), each
+    /// naming the path.
     pub fn build(self) -> Result<Engine, Error> {
+        if !(Duration::from_millis(100)..=Duration::from_secs(10))
+            .contains(&self.activity_flush_interval)
+        {
+            return Err(Error::OutOfRange {
+                field: "activity_flush_interval",
+                value: crate::settings::format_duration(self.activity_flush_interval),
+                allowed: "100ms..=10s",
+            });
+        }
         if !self.shards.is_power_of_two() || self.shards > 4096 {
             return Err(Error::OutOfRange {
                 field: "shards",
@@ -219,10 +303,31 @@ impl EngineBuilder {
                 allowed: "0s..=24h",
             });
         }
-        let directory = Directory {
-            settings: Arc::new(self.settings),
+        let store: Option<Arc<dyn SessionStore>> = match self.store {
+            None => None,
+            Some(StoreSource::Store(store)) => Some(store),
+            Some(StoreSource::Path(path)) => Some(Arc::new(RedbStore::open(path)?)),
+        };
+        let retention = self.tombstone_retention.as_secs() as u32;
+        let mut loaded = match &store {
+            Some(store) => Some(store.load(self.clock.now(), retention)?),
+            None => None,
+        };
+        let stored_settings = loaded.as_mut().and_then(|state| state.settings.take());
+        let new_store = store.is_some() && stored_settings.is_none();
+        let settings = stored_settings.unwrap_or(self.settings);
+        if new_store {
+            if let Some(store) = &store {
+                store.commit(vec![StoreChange::Settings(settings.clone())])?;
+            }
+        }
+        let mut directory = Directory {
+            settings: Arc::new(settings),
             ..Directory::default()
         };
+        if let Some(state) = &mut loaded {
+            restore_directory(&mut directory, state);
+        }
         let policy = directory.validation_policy();
         let shards = (0..self.shards)
             .map(|_| Shard {
@@ -233,17 +338,145 @@ impl EngineBuilder {
                 }),
             })
             .collect();
-        Ok(Engine {
+        let mut engine = Engine {
             clock: self.clock,
             shards,
             shard_mask: self.shards as u64 - 1,
             directory: RwLock::new(directory),
             challenges: Mutex::new(HashMap::new()),
             events: EventLog::new(self.event_capacity),
-            tombstone_retention: self.tombstone_retention.as_secs() as u32,
+            tombstone_retention: retention,
             sweep_cursor: AtomicUsize::new(0),
+            store: None,
+            store_error: Mutex::new(None),
+            flusher: None,
+        };
+        if let Some(state) = loaded {
+            engine.restore_sessions(state.sessions);
+        }
+        if let Some(store) = store {
+            engine.flusher = Some(Flusher::start(
+                Arc::clone(&engine.shards),
+                Arc::clone(&engine.clock),
+                Arc::clone(&store),
+                self.activity_flush_interval,
+            )?);
+            engine.store = Some(store);
+        }
+        Ok(engine)
+    }
+}
+
+/// Rebuilds the directory from a store: keys are kept, so that stored sessions still point at
+/// their user and profile; removed keys stay empty and are never reused.
+fn restore_directory(directory: &mut Directory, state: &StoredState) {
+    directory.profiles = (0..state.next_profile).map(|_| None).collect();
+    for (key, profile) in &state.profiles {
+        let name: Arc<str> = profile.name().into();
+        directory.profile_keys.insert(Arc::clone(&name), *key);
+        directory.profiles[usize::from(*key)] = Some(ProfileEntry {
+            profile: Arc::new(profile.clone()),
+            name,
+            users: 0,
+        });
+    }
+    directory.users = (0..state.next_user).map(|_| None).collect();
+    for user in &state.users {
+        directory.user_keys.insert(Arc::clone(&user.id), user.key);
+        directory.users[user.key as usize] = Some(UserEntry {
+            id: Arc::clone(&user.id),
+            key: user.key,
+            profile: user.profile,
+            sessions: Arc::default(),
+        });
+        if let Some(Some(profile)) = directory.profiles.get_mut(usize::from(user.profile)) {
+            profile.users += 1;
+        }
+    }
+}
+
+/// The write-behind of last activity: a thread that walks the table every interval and
+/// commits the last activity of every live session validated since the previous walk.
+struct Flusher {
+    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(
+        shards: Arc<[Shard]>,
+        clock: Arc<dyn Clock>,
+        store: Arc<dyn SessionStore>,
+        interval: Duration,
+    ) -> Result<Self, Error> {
+        let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sessionward-activity".into())
+            .spawn(move || {
+                // Activity at or after `since` has not been written yet. One second of slack
+                // covers a validation that read the clock just before a flush read it.
+                let mut since = clamp_u32(clock.now()).saturating_sub(1);
+                let mut next = Instant::now() + interval;
+                loop {
+                    let stopping = {
+                        let (lock, wake) = &*signal;
+                        let mut stop = lock.lock();
+                        while !*stop && !wake.wait_until(&mut stop, next).timed_out() {}
+                        *stop
+                    };
+                    let now = clamp_u32(clock.now());
+                    if store.commit(activity_since(&shards, since)).is_ok() {
+                        since = now.saturating_sub(1);
+                    }
+                    if stopping {
+                        return;
+                    }
+                    // Fixed rate: a slow flush does not push the next one back.
+                    next += interval;
+                    next = next.max(Instant::now());
+                }
+            })
+            .map_err(|err| Error::StoreOpen {
+                path: PathBuf::from("(activity flusher)"),
+                reason: format!("cannot start the activity flusher thread: {err}"),
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
         })
     }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Last activity of every live session validated at or after `since` (and after its login).
+///
+/// Locking: each shard's read lock in turn.
+fn activity_since(shards: &[Shard], since: u32) -> Vec<StoreChange> {
+    let mut changes = Vec::new();
+    for shard in shards {
+        let shard = shard.state.read();
+        for record in shard.table.iter() {
+            let last_seen = record.last_seen.load(Ordering::Relaxed);
+            if record.end_reason() == STATE_LIVE && last_seen >= since && last_seen > record.created
+            {
+                changes.push(StoreChange::Activity {
+                    handle: record.hash(),
+                    at: last_seen,
+                });
+            }
+        }
+    }
+    changes
 }
 
 /// What one sweep did.
@@ -301,13 +534,27 @@ pub struct TableStats {
 /// ```
 pub struct Engine {
     clock: Arc<dyn Clock>,
-    shards: Box<[Shard]>,
+    shards: Arc<[Shard]>,
     shard_mask: u64,
     directory: RwLock<Directory>,
     challenges: Mutex<HashMap<[u8; 32], PendingChallenge>>,
     events: EventLog,
     tombstone_retention: u32,
     sweep_cursor: AtomicUsize,
+    /// Where changes are made durable; `None` for a memory-only engine.
+    store: Option<Arc<dyn SessionStore>>,
+    /// The first failed commit of an operation whose signature cannot report it.
+    store_error: Mutex<Option<Error>>,
+    /// The activity write-behind; stopped (after a last flush) by `Drop for Engine`, before
+    /// the store is dropped.
+    flusher: Option<Flusher>,
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Stops the flusher after one last flush, so a clean shutdown loses no activity.
+        self.flusher.take();
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -332,6 +579,8 @@ impl Engine {
             shards: 256,
             tombstone_retention: Duration::from_secs(3600),
             event_capacity: 10_000,
+            store: None,
+            activity_flush_interval: DEFAULT_ACTIVITY_FLUSH_INTERVAL,
         }
     }
 
@@ -348,6 +597,99 @@ impl Engine {
         &self.shards[(hash & self.shard_mask) as usize]
     }
 
+    // ----- durability -------------------------------------------------------------------------
+
+    /// Whether the engine has a store (a path or a [`SessionStore`]).
+    pub fn is_durable(&self) -> bool {
+        self.store.is_some()
+    }
+
+    /// Writes the last activity of every live session now, instead of waiting for the
+    /// write-behind (a no-op for a memory-only engine). Dropping the engine does this too.
+    ///
+    /// Locking: each shard's read lock in turn, then a commit.
+    pub fn flush_activity(&self) -> Result<(), Error> {
+        match &self.store {
+            Some(store) => store.commit(activity_since(&self.shards, 0)),
+            None => Ok(()),
+        }
+    }
+
+    /// The first store failure met by an operation whose signature cannot report it
+    /// ([`end_session`](Self::end_session), [`logout`](Self::logout),
+    /// [`update_settings`](Self::update_settings), bulk ends, step-up, sweeps). The change
+    /// took effect in memory; it may not survive a restart. `None` while every commit worked.
+    pub fn store_error(&self) -> Option<Error> {
+        self.store_error.lock().clone()
+    }
+
+    /// Commits `changes` if the engine is durable.
+    fn persist(&self, changes: Vec<StoreChange>) -> Result<(), Error> {
+        match &self.store {
+            Some(store) if !changes.is_empty() => store.commit(changes),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits `changes`, remembering a failure for [`store_error`](Self::store_error).
+    fn persist_or_note(&self, changes: Vec<StoreChange>) {
+        if let Err(err) = self.persist(changes) {
+            self.store_error.lock().get_or_insert(err);
+        }
+    }
+
+    fn ends(hashes: &[u64], reason: EndReason, now: u32) -> Vec<StoreChange> {
+        hashes
+            .iter()
+            .map(|&handle| StoreChange::Ended {
+                handle,
+                reason,
+                at: now,
+            })
+            .collect()
+    }
+
+    /// Puts stored sessions into the table and the live ones into their users' lists.
+    fn restore_sessions(&mut self, mut sessions: Vec<StoredSession>) {
+        let now = u64::from(self.now32());
+        sessions.sort_unstable_by_key(|session| session.created);
+        let directory = self.directory.get_mut();
+        for session in sessions {
+            let record = Record::new(&NewRecord {
+                digest: session.digest,
+                origin: session.origin,
+                now: session.created,
+                absolute_deadline: session.absolute_deadline,
+                idle_secs: session.idle_secs,
+                user: session.user,
+                profile: session.profile,
+                level: session.level as u8,
+                session_type: session.session_type as u8,
+                method: session.method as u8,
+                ip_locked: session.ip_locked,
+                browser_bound: session.browser_bound,
+            });
+            match session.ended {
+                Some((reason, at)) => {
+                    record.state.store(reason as u8, Ordering::Relaxed);
+                    record.last_seen.store(at, Ordering::Relaxed);
+                }
+                None => record
+                    .last_seen
+                    .store(session.last_activity, Ordering::Relaxed),
+            }
+            let live = session.ended.is_none()
+                && now < record.valid_until(record.last_seen.load(Ordering::Relaxed));
+            let hash = record.hash();
+            let shard = &self.shards[(hash & self.shard_mask) as usize];
+            if shard.state.write().table.insert(record).is_ok() && live {
+                if let Some(Some(user)) = directory.users.get(session.user as usize) {
+                    user.sessions.lock().handles.push(hash);
+                }
+            }
+        }
+    }
+
     // ----- policy and directory -------------------------------------------------------------
 
     /// The current org settings.
@@ -359,9 +701,16 @@ impl Engine {
     /// binding they snapshotted; high-assurance operations and per-request range enforcement
     /// apply to every validation from now on.
     ///
-    /// Locking: the directory write lock, then each shard's write lock in turn (briefly).
+    /// Durable before it returns; a failed commit is reported by
+    /// [`store_error`](Self::store_error) and the settings apply in memory all the same.
+    ///
+    /// Locking: the directory write lock (held during the commit), then each shard's write lock
+    /// in turn (briefly).
     pub fn update_settings(&self, settings: OrgSettings) {
         let mut directory = self.directory.write();
+        if self.store.is_some() {
+            self.persist_or_note(vec![StoreChange::Settings(settings.clone())]);
+        }
         directory.settings = Arc::new(settings);
         self.publish_policy(&directory);
     }
@@ -385,6 +734,12 @@ impl Engine {
             .ok()
             .filter(|&key| key < u16::MAX)
             .ok_or(Error::TooManyProfiles)?;
+        if self.store.is_some() {
+            self.persist(vec![StoreChange::ProfilePut {
+                key,
+                profile: profile.clone(),
+            }])?;
+        }
         let name: Arc<str> = profile.name().into();
         directory.profiles.push(Some(ProfileEntry {
             profile: Arc::new(profile),
@@ -401,6 +756,12 @@ impl Engine {
     pub fn update_profile(&self, profile: Profile) -> Result<(), Error> {
         let mut directory = self.directory.write();
         let key = directory.profile_key(profile.name())?;
+        if self.store.is_some() {
+            self.persist(vec![StoreChange::ProfilePut {
+                key,
+                profile: profile.clone(),
+            }])?;
+        }
         if let Some(Some(entry)) = directory.profiles.get_mut(usize::from(key)) {
             entry.profile = Arc::new(profile);
         }
@@ -425,7 +786,15 @@ impl Engine {
             self.publish_policy(&directory);
             key
         };
-        Ok(self.end_matching(EndReason::ProfileWide, |record| record.profile == key))
+        let now = self.now32();
+        let ended = self
+            .end_matching_in_memory(EndReason::ProfileWide, now, |record| record.profile == key);
+        if self.store.is_some() {
+            let mut changes = vec![StoreChange::ProfileRemoved { key }];
+            changes.extend(Self::ends(&ended, EndReason::ProfileWide, now));
+            self.persist(changes)?;
+        }
+        Ok(ended.len())
     }
 
     /// A profile by name.
@@ -464,6 +833,13 @@ impl Engine {
             allowed: "fewer than 2^32 users over the engine's life",
         })?;
         let id: Arc<str> = user.into();
+        if self.store.is_some() {
+            self.persist(vec![StoreChange::UserPut(StoredUser {
+                key,
+                id: Arc::clone(&id),
+                profile: profile_key,
+            })])?;
+        }
         directory.users.push(Some(UserEntry {
             id: Arc::clone(&id),
             key,
@@ -488,6 +864,13 @@ impl Engine {
             .ok_or_else(|| Error::UnknownUser {
                 user: crate::error::shorten(user),
             })?;
+        if self.store.is_some() {
+            self.persist(vec![StoreChange::UserPut(StoredUser {
+                key,
+                id: user.into(),
+                profile: to,
+            })])?;
+        }
         let entry = directory.users[key as usize]
             .as_mut()
             .expect("key from the map");
@@ -516,11 +899,20 @@ impl Engine {
             if let Some(Some(profile)) = directory.profiles.get_mut(usize::from(entry.profile)) {
                 profile.users = profile.users.saturating_sub(1);
             }
-            entry.sessions
+            (entry.key, entry.sessions)
         };
+        let (key, sessions) = sessions;
         let mut sessions = sessions.lock();
         sessions.removed = true;
-        Ok(self.end_handles(&mut sessions, EndReason::UserRemoved, Some(user)))
+        let now = self.now32();
+        let ended = self.end_handles(&mut sessions, EndReason::UserRemoved, Some(user), now);
+        drop(sessions);
+        if self.store.is_some() {
+            let mut changes = vec![StoreChange::UserRemoved { key }];
+            changes.extend(Self::ends(&ended, EndReason::UserRemoved, now));
+            self.persist(changes)?;
+        }
+        Ok(ended.len())
     }
 
     /// The profile a user is in now.
@@ -770,6 +1162,8 @@ impl Engine {
             drop(sessions);
             return Ok(self.deny(now, context, ip, DenyReason::UnknownUser));
         }
+        let durable = self.store.is_some();
+        let mut cap_ended = Vec::new();
         let cap = profile.session_cap();
         if cap.is_some() || sessions.handles.len() >= 2 * sessions.pruned_len.max(8) {
             self.prune(&mut sessions, now);
@@ -786,7 +1180,11 @@ impl Engine {
                         let excess = sessions.handles.len() + 1 - limit;
                         let oldest: Vec<u64> = sessions.handles.drain(..excess).collect();
                         for hash in oldest {
-                            self.end_hash(hash, EndReason::SessionCap, now, Some(&context.user));
+                            if self.end_hash(hash, EndReason::SessionCap, now, Some(&context.user))
+                                && durable
+                            {
+                                cap_ended.push(hash);
+                            }
                         }
                     }
                 }
@@ -813,6 +1211,7 @@ impl Engine {
             let hash = record.hash();
             let info = self.info(&record, record.last_seen.load(Ordering::Relaxed));
             let mut swept = Vec::new();
+            let mut forgotten = Vec::new();
             {
                 let mut shard = self.shard(hash).state.write();
                 if shard.table.insert(record).is_err() {
@@ -821,12 +1220,52 @@ impl Engine {
                 }
                 if now >= shard.next_sweep {
                     shard.next_sweep = now.saturating_add(OPPORTUNISTIC_SWEEP_INTERVAL);
-                    self.sweep_locked(&mut shard, now, &mut swept);
+                    let forgotten = durable.then_some(&mut forgotten);
+                    self.sweep_locked(&mut shard, now, &mut swept, forgotten);
                 }
             }
             sessions.handles.push(hash);
             drop(sessions);
             self.emit_expired(now, swept);
+            if durable {
+                let mut changes = Vec::with_capacity(1 + cap_ended.len() + forgotten.len());
+                changes.push(StoreChange::Created(StoredSession {
+                    digest: digest.0,
+                    origin: ip,
+                    created: now,
+                    last_activity: now,
+                    absolute_deadline,
+                    idle_secs: info.idle_timeout_secs,
+                    user: context.user_key,
+                    profile: context.profile_key,
+                    level,
+                    session_type,
+                    method,
+                    ip_locked: info.ip_locked,
+                    browser_bound,
+                    ended: None,
+                }));
+                changes.extend(Self::ends(&cap_ended, EndReason::SessionCap, now));
+                changes.extend(
+                    forgotten
+                        .into_iter()
+                        .map(|handle| StoreChange::Forget { handle }),
+                );
+                if let Err(err) = self.persist(changes) {
+                    // Not durable: the token is never handed out, and the session goes.
+                    self.shard(hash)
+                        .state
+                        .write()
+                        .table
+                        .retain(|record| record.hash() != hash);
+                    context
+                        .sessions
+                        .lock()
+                        .handles
+                        .retain(|&other| other != hash);
+                    return Err(err);
+                }
+            }
             self.emit(
                 now,
                 EventKind::Created {
@@ -997,8 +1436,8 @@ impl Engine {
             // one second of idle time, which only makes the session expire earlier.
             record.last_seen.store(now, Ordering::Relaxed);
         }
-        // Built before the raise: `step_up` compares the returned level with the raised one to
-        // decide whether to emit `SteppedUp`.
+        // The facts as they were before a raise: `step_up` compares them with the raised level
+        // to emit its event and persist the change.
         let info = self.info(record, now.max(last_seen));
         if let Some(level) = raise_to {
             record.level.fetch_max(level as u8, Ordering::Relaxed);
@@ -1051,6 +1490,12 @@ impl Engine {
             ..info
         };
         if raised.level > info.level {
+            if self.store.is_some() {
+                self.persist_or_note(vec![StoreChange::SteppedUp {
+                    handle: info.handle.0,
+                    level: raised.level,
+                }]);
+            }
             self.emit_for(
                 now,
                 EventKind::SteppedUp(raised.level),
@@ -1110,6 +1555,9 @@ impl Engine {
         let (hash, user) = (record.hash(), record.user);
         drop(shard);
         if ended {
+            if self.store.is_some() {
+                self.persist_or_note(Self::ends(&[hash], reason, now));
+            }
             self.emit_for(now, EventKind::Ended(reason), hash, user, None);
         }
         Ok(ended)
@@ -1119,7 +1567,12 @@ impl Engine {
     ///
     /// Locking: one shard read lock.
     pub fn end_session(&self, handle: Handle) -> bool {
-        self.end_hash(handle.0, EndReason::Admin, self.now32(), None)
+        let now = self.now32();
+        let ended = self.end_hash(handle.0, EndReason::Admin, now, None);
+        if ended && self.store.is_some() {
+            self.persist_or_note(Self::ends(&[handle.0], EndReason::Admin, now));
+        }
+        ended
     }
 
     fn end_hash(&self, hash: u64, reason: EndReason, now: u32, user: Option<&Arc<str>>) -> bool {
@@ -1145,20 +1598,21 @@ impl Engine {
         ended
     }
 
+    /// Ends the sessions in a user's list; returns the handles that ended.
     fn end_handles(
         &self,
         sessions: &mut UserSessions,
         reason: EndReason,
         user: Option<&str>,
-    ) -> usize {
-        let now = self.now32();
+        now: u32,
+    ) -> Vec<u64> {
         let user: Option<Arc<str>> = user.map(Into::into);
         let handles = std::mem::take(&mut sessions.handles);
         sessions.pruned_len = 0;
         handles
             .into_iter()
             .filter(|&hash| self.end_hash(hash, reason, now, user.as_ref()))
-            .count()
+            .collect()
     }
 
     /// Ends all of a user's sessions (admin action); returns how many ended.
@@ -1182,7 +1636,13 @@ impl Engine {
             Arc::clone(&entry.sessions)
         };
         let mut sessions = sessions.lock();
-        Ok(self.end_handles(&mut sessions, reason, Some(user)))
+        let now = self.now32();
+        let ended = self.end_handles(&mut sessions, reason, Some(user), now);
+        drop(sessions);
+        if self.store.is_some() {
+            self.persist(Self::ends(&ended, reason, now))?;
+        }
+        Ok(ended.len())
     }
 
     /// Ends every session created under a profile; returns how many ended.
@@ -1205,8 +1665,28 @@ impl Engine {
         })
     }
 
+    /// Ends every matching session, then commits one end per session that ended (a store
+    /// failure is kept for [`store_error`](Self::store_error)).
     fn end_matching(&self, reason: EndReason, matches: impl Fn(&Record) -> bool) -> usize {
         let now = self.now32();
+        let ended = self.end_matching_in_memory(reason, now, matches);
+        if self.store.is_some() {
+            self.persist_or_note(Self::ends(&ended, reason, now));
+        }
+        ended.len()
+    }
+
+    /// Ends every matching session in memory and emits the events; returns their handles.
+    ///
+    /// Bulk ends are persisted as one end per session rather than as an epoch record: the
+    /// set on disk is then exactly the set that ended in memory, with no sequence number in
+    /// the 76-byte record and no lock shared with logins (see `docs/durability.md`).
+    fn end_matching_in_memory(
+        &self,
+        reason: EndReason,
+        now: u32,
+        matches: impl Fn(&Record) -> bool,
+    ) -> Vec<u64> {
         let mut ended = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.state.read();
@@ -1216,11 +1696,10 @@ impl Engine {
                 }
             }
         }
-        let count = ended.len();
-        for (hash, user) in ended {
+        for &(hash, user) in &ended {
             self.emit_for(now, EventKind::Ended(reason), hash, user, None);
         }
-        count
+        ended.into_iter().map(|(hash, _)| hash).collect()
     }
 
     // ----- listing, sweeping, stats ----------------------------------------------------------
@@ -1318,16 +1797,26 @@ impl Engine {
         let now = self.now32();
         let mut stats = SweepStats::default();
         let mut expired = Vec::new();
+        let mut forgotten = Vec::new();
         for _ in 0..shards.min(self.shards.len()) {
             let index =
                 self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.shard_mask as usize;
             let mut shard = self.shards[index].state.write();
             let before = expired.len();
-            stats.removed += self.sweep_locked(&mut shard, now, &mut expired);
+            let forget = self.store.is_some().then_some(&mut forgotten);
+            stats.removed += self.sweep_locked(&mut shard, now, &mut expired, forget);
             stats.shards += 1;
             stats.expired += expired.len() - before;
             drop(shard);
             self.emit_expired(now, std::mem::take(&mut expired));
+        }
+        if !forgotten.is_empty() {
+            self.persist_or_note(
+                forgotten
+                    .into_iter()
+                    .map(|handle| StoreChange::Forget { handle })
+                    .collect(),
+            );
         }
         stats
     }
@@ -1337,11 +1826,13 @@ impl Engine {
         self.sweep(self.shards.len())
     }
 
+    /// Sweeps one locked shard; with `forgotten`, collects the handles of dropped records.
     fn sweep_locked(
         &self,
         shard: &mut ShardState,
         now: u32,
         expired: &mut Vec<(u64, u32, ExpiryKind)>,
+        mut forgotten: Option<&mut Vec<u64>>,
     ) -> usize {
         let retention = self.tombstone_retention;
         let now64 = u64::from(now);
@@ -1361,7 +1852,13 @@ impl Engine {
                 };
                 expired.push((record.hash(), record.user, kind));
             }
-            now64 < record.removable_at(retention)
+            let keep = now64 < record.removable_at(retention);
+            if !keep {
+                if let Some(forgotten) = forgotten.as_mut() {
+                    forgotten.push(record.hash());
+                }
+            }
+            keep
         })
     }
 

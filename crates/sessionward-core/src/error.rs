@@ -1,6 +1,7 @@
 //! The one error type of the core crate.
 
 use std::fmt;
+use std::path::PathBuf;
 
 /// Why a settings change, an admin call or an input was refused. Nothing changed.
 ///
@@ -75,6 +76,43 @@ pub enum Error {
     TooManyProfiles,
     /// The operating system's random number generator failed; no token could be made.
     Entropy,
+    /// The session database could not be opened or created: the directory is missing or not
+    /// writable, the path is not a file, or another process holds it open. Fix: point the
+    /// engine at a writable path that no other engine uses.
+    StoreOpen {
+        /// The database file.
+        path: PathBuf,
+        /// What the operating system or the database said.
+        reason: String,
+    },
+    /// The session database is damaged (a flipped byte, a truncated file) or is not a
+    /// sessionward database. Nothing was loaded. Fix: restore the file from a backup, or move
+    /// it aside to start empty (every user logs in again).
+    StoreCorrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What was found wrong.
+        reason: String,
+    },
+    /// The session database was written by a newer sessionward (a newer format version).
+    /// Fix: run that version, or see `docs/durability.md` for the upgrade path.
+    StoreVersion {
+        /// The database file.
+        path: PathBuf,
+        /// The format version in the file.
+        found: u64,
+        /// The newest format version this build reads.
+        supported: u64,
+    },
+    /// A write to the session database failed (disk full, I/O error). The change was not made
+    /// durable; the store refuses later writes until the engine is reopened. Fix: free space or
+    /// repair the disk, then restart.
+    StoreWrite {
+        /// The database file, or the store's address.
+        path: PathBuf,
+        /// What the database said.
+        reason: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -113,6 +151,31 @@ impl fmt::Display for Error {
             ),
             Self::TooManyProfiles => f.write_str("profile: the engine holds 65535 profiles"),
             Self::Entropy => f.write_str("token: the operating system's random source failed"),
+            Self::StoreOpen { path, reason } => write!(
+                f,
+                "path: cannot open the session database {}: {reason}",
+                path.display()
+            ),
+            Self::StoreCorrupt { path, reason } => write!(
+                f,
+                "path: the session database {} is corrupt: {reason}",
+                path.display()
+            ),
+            Self::StoreVersion {
+                path,
+                found,
+                supported,
+            } => write!(
+                f,
+                "path: the session database {} has format version {found}, newer than the \
+                 supported {supported}",
+                path.display()
+            ),
+            Self::StoreWrite { path, reason } => write!(
+                f,
+                "path: writing the session database {} failed: {reason}",
+                path.display()
+            ),
         }
     }
 }

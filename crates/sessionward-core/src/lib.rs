@@ -86,12 +86,14 @@ mod events;
 mod oauth;
 mod session;
 mod settings;
+mod store;
 mod table;
 mod token;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
-    Engine, EngineBuilder, SweepStats, TableStats, CHALLENGE_LIFETIME, MAX_PAGE_SIZE,
+    Engine, EngineBuilder, SweepStats, TableStats, CHALLENGE_LIFETIME,
+    DEFAULT_ACTIVITY_FLUSH_INTERVAL, MAX_PAGE_SIZE,
 };
 pub use error::Error;
 pub use events::{Event, EventKind, EventListener};
@@ -105,5 +107,8 @@ pub use settings::{
     parse_cidr, parse_ip, CapAction, LoginMethod, OrgSettings, OrgSettingsBuilder, Profile,
     ProfileBuilder, SecurityLevel, SessionCap, SessionType, INACTIVITY_TIMEOUT_RANGE, MAX_NAME_LEN,
     MAX_RANGES, MAX_SESSION_LENGTH_RANGE, SESSION_CAP_RANGE,
+};
+pub use store::{
+    RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser, FORMAT_VERSION,
 };
 pub use token::{is_well_formed, redact_tokens, Handle, Token, TOKEN_LEN, TOKEN_PREFIX};

@@ -1,0 +1,514 @@
+//! `kill -9` a process mid-load, reopen its database, and check that nothing it returned was
+//! lost: every session whose login returned is valid with its snapshotted policy, every end
+//! that returned stays ended, expired sessions stay expired.
+//!
+//! The child is this same test binary, re-run with `crash_child_helper` selected and the
+//! database path in an environment variable. It prints every operation once it has returned
+//! (tokens included: the pipe is read by the parent only, never echoed).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sessionward_core::*;
+
+const CHILD_DB: &str = "SESSIONWARD_CRASH_CHILD_DB";
+const T0: u64 = 1_700_000_000;
+const RETENTION: Duration = Duration::from_secs(24 * 3600);
+
+fn open(path: &Path, clock: &ManualClock) -> Result<Engine, Error> {
+    Engine::builder()
+        .path(path)
+        .clock(Arc::new(clock.clone()))
+        .shards(16)
+        .tombstone_retention(RETENTION)
+        .activity_flush_interval(Duration::from_millis(100))
+        .build()
+}
+
+fn settings(idle_minutes: u64) -> OrgSettings {
+    OrgSettings::builder()
+        .inactivity_timeout(Duration::from_secs(idle_minutes * 60))
+        .trusted_range("10.0.0.0/8")
+        .build()
+        .unwrap()
+}
+
+/// Not a test: the child process. Does nothing unless started by `kill_nine_mid_load`.
+#[test]
+fn crash_child_helper() {
+    let Some(path) = std::env::var_os(CHILD_DB) else {
+        return;
+    };
+    child(Path::new(&path));
+}
+
+struct Live {
+    token: String,
+    user: usize,
+    ip: IpAddr,
+    /// Login order: the cap ends the user's oldest session.
+    seq: u64,
+}
+
+fn child(path: &Path) {
+    let clock = ManualClock::new(T0);
+    let engine = Engine::builder()
+        .path(path)
+        .settings(settings(120))
+        .clock(Arc::new(clock.clone()))
+        .tombstone_retention(RETENTION)
+        .activity_flush_interval(Duration::from_millis(100))
+        .build()
+        .expect("child opens the database");
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    let mut say = |line: String| {
+        writeln!(out, "{line}").unwrap();
+        out.flush().unwrap();
+    };
+    // End the test harness's "test crash_child_helper ... " line.
+    say(String::new());
+    engine
+        .add_profile(Profile::builder("staff").build().unwrap())
+        .unwrap();
+    engine
+        .add_profile(
+            Profile::builder("capped")
+                .session_timeout(Duration::from_secs(15 * 60))
+                .session_cap(2, CapAction::EndOldest)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    engine
+        .add_profile(Profile::builder("temps").build().unwrap())
+        .unwrap();
+    let users: Vec<(String, &str)> = (0..12)
+        .map(|i| {
+            let profile = ["staff", "staff", "capped", "temps"][i % 4];
+            (format!("user{i}"), profile)
+        })
+        .collect();
+    for (user, profile) in &users {
+        engine.add_user(user, profile).unwrap();
+    }
+    let mut live: Vec<Live> = Vec::new();
+    let issue = |engine: &Engine, user: usize, ip: IpAddr, method| {
+        let request = LoginRequest::new(&users[user].0, ip).method(method);
+        engine.login(&request).unwrap().issued().unwrap()
+    };
+    let describe = |issued: &Issued, user: usize| {
+        let info = issued.session;
+        format!(
+            "L {} {} {} {} {} {} {} {}",
+            issued.token.expose_secret(),
+            user,
+            info.source_ip,
+            info.created,
+            info.idle_timeout_secs,
+            info.absolute_deadline,
+            info.level as u8,
+            info.valid_until
+        )
+    };
+    // Sessions that will be expired before the load starts.
+    for user in 0..3 {
+        let issued = issue(&engine, user, "10.9.9.9".parse().unwrap(), LoginMethod::Mfa);
+        say(describe(&issued, user));
+    }
+    clock.advance(Duration::from_secs(3 * 3600));
+    say(format!("T {}", clock.now()));
+    say("READY".into());
+
+    let mut rng: u64 = u64::from(std::process::id()).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move |bound: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % bound as u64) as usize
+    };
+    let mut idle_minutes = 120;
+    for op in 0_u64.. {
+        if op % 25 == 24 {
+            clock.advance(Duration::from_secs(1));
+            say(format!("T {}", clock.now()));
+        }
+        let pick = next(100);
+        if pick < 45 || live.is_empty() {
+            let user = next(users.len());
+            let (ip, method): (IpAddr, _) = if next(4) == 0 {
+                (
+                    format!("192.0.2.{}", next(200) + 1).parse().unwrap(),
+                    LoginMethod::Mfa,
+                )
+            } else {
+                (
+                    format!("10.0.{}.{}", next(200), next(200) + 1)
+                        .parse()
+                        .unwrap(),
+                    LoginMethod::Password,
+                )
+            };
+            say("B login".into());
+            let issued = issue(&engine, user, ip, method);
+            say(describe(&issued, user));
+            live.push(Live {
+                token: issued.token.expose_secret().to_owned(),
+                user,
+                ip,
+                seq: op,
+            });
+            if users[user].1 == "capped" {
+                let mine: Vec<usize> = (0..live.len()).filter(|&i| live[i].user == user).collect();
+                if mine.len() > 2 {
+                    let oldest = *mine.iter().min_by_key(|&&i| live[i].seq).unwrap();
+                    let oldest = live.swap_remove(oldest);
+                    say(format!("E {} session_cap", oldest.token));
+                }
+            }
+            say("D".into());
+            continue;
+        }
+        let at = next(live.len());
+        match pick {
+            45..=54 => {
+                say("B logout".into());
+                let gone = live.swap_remove(at);
+                engine.logout(&gone.token).unwrap();
+                say(format!("E {} logout", gone.token));
+            }
+            55..=64 => {
+                say("B admin".into());
+                let gone = live.swap_remove(at);
+                let info = engine
+                    .validate(&gone.token, gone.ip, Requirement::Any)
+                    .unwrap();
+                say(format!("V {} {}", gone.token, info.valid_until));
+                assert!(engine.end_session(info.handle));
+                say(format!("E {} admin", gone.token));
+            }
+            65..=74 => {
+                let session = &live[at];
+                let info = engine
+                    .validate(&session.token, session.ip, Requirement::Any)
+                    .unwrap();
+                say(format!("V {} {}", session.token, info.valid_until));
+                continue;
+            }
+            75..=81 => {
+                say("B step_up".into());
+                let session = &live[at];
+                // A step-up is a successful validation: it refreshes last activity too.
+                let info = engine
+                    .step_up(&session.token, session.ip, LoginMethod::Mfa)
+                    .unwrap();
+                say(format!("V {} {}", session.token, info.valid_until));
+                say(format!("S {}", session.token));
+            }
+            82..=86 => {
+                let user = live[at].user;
+                say("B password_reset".into());
+                engine.reset_password(&users[user].0).unwrap();
+                for gone in extract(&mut live, |s| s.user == user) {
+                    say(format!("E {} password_reset", gone.token));
+                }
+            }
+            87..=90 => {
+                say("B profile_wide".into());
+                engine.end_profile_sessions("temps").unwrap();
+                for gone in extract(&mut live, |s| users[s.user].1 == "temps") {
+                    say(format!("E {} profile_wide", gone.token));
+                }
+            }
+            91..=94 => {
+                say("B source_range".into());
+                engine.end_sessions_from("192.0.2.0/24".parse().unwrap());
+                let range: IpNet = "192.0.2.0/24".parse().unwrap();
+                for gone in extract(&mut live, |s| range.contains(&s.ip)) {
+                    say(format!("E {} source_range", gone.token));
+                }
+            }
+            95..=97 => {
+                idle_minutes = if idle_minutes == 120 { 90 } else { 120 };
+                say(format!("B settings {idle_minutes}"));
+                engine.update_settings(settings(idle_minutes));
+                say(format!("SET {idle_minutes}"));
+            }
+            _ if next(4) > 0 => continue,
+            _ => {
+                say("B org_wide".into());
+                engine.end_all_sessions();
+                for gone in live.drain(..) {
+                    say(format!("E {} org_wide", gone.token));
+                }
+            }
+        }
+        say("D".into());
+    }
+}
+
+fn extract(live: &mut Vec<Live>, matches: impl Fn(&Live) -> bool) -> Vec<Live> {
+    let (gone, kept) = std::mem::take(live).into_iter().partition(|s| matches(s));
+    *live = kept;
+    gone
+}
+
+/// What the parent learnt from the child's output.
+#[derive(Clone, Debug)]
+enum Known {
+    Live {
+        ip: IpAddr,
+        created: u64,
+        idle: u32,
+        absolute: u64,
+        level: u8,
+        /// Latest `valid_until` the child saw: a restart may only move it earlier.
+        valid_until: u64,
+    },
+    Ended(EndReason),
+    Expired,
+}
+
+struct Outcome {
+    sessions: HashMap<String, Known>,
+    /// The operation that had begun but not returned when the child died.
+    in_flight: Option<String>,
+    now: u64,
+    settings_minutes: u64,
+    ops: usize,
+}
+
+fn parse(lines: &[String]) -> Outcome {
+    let mut outcome = Outcome {
+        sessions: HashMap::new(),
+        in_flight: None,
+        now: T0,
+        settings_minutes: 120,
+        ops: 0,
+    };
+    let reason = |code: &str| {
+        EndReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == code)
+            .unwrap()
+    };
+    for line in lines {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words[0] {
+            "L" => {
+                outcome.sessions.insert(
+                    words[1].to_owned(),
+                    Known::Live {
+                        ip: words[3].parse().unwrap(),
+                        created: words[4].parse().unwrap(),
+                        idle: words[5].parse().unwrap(),
+                        absolute: words[6].parse().unwrap(),
+                        level: words[7].parse().unwrap(),
+                        valid_until: words[8].parse().unwrap(),
+                    },
+                );
+            }
+            "E" => {
+                outcome
+                    .sessions
+                    .insert(words[1].to_owned(), Known::Ended(reason(words[2])));
+            }
+            "S" => {
+                if let Some(Known::Live { level, .. }) = outcome.sessions.get_mut(words[1]) {
+                    *level = SecurityLevel::HighAssurance as u8;
+                }
+            }
+            "V" => {
+                if let Some(Known::Live { valid_until, .. }) = outcome.sessions.get_mut(words[1]) {
+                    *valid_until = (*valid_until).max(words[2].parse().unwrap());
+                }
+            }
+            "T" => {
+                outcome.now = words[1].parse().unwrap();
+                if outcome.now == T0 + 3 * 3600 && outcome.ops == 0 {
+                    // The first sessions expired (2 h idle) when the clock jumped.
+                    for known in outcome.sessions.values_mut() {
+                        *known = Known::Expired;
+                    }
+                }
+            }
+            "SET" => outcome.settings_minutes = words[1].parse().unwrap(),
+            "B" => {
+                outcome.in_flight = Some(words[1..].join(" "));
+                outcome.ops += 1;
+            }
+            "D" => outcome.in_flight = None,
+            _ => {}
+        }
+    }
+    // A last end line may have been printed for part of a bulk end: the whole op is in flight
+    // either way, and its printed ends did return from the engine.
+    outcome
+}
+
+fn check(path: &Path, outcome: &Outcome) {
+    let clock = ManualClock::new(outcome.now);
+    let engine = open(path, &clock).unwrap_or_else(|err| panic!("reopen after kill -9: {err}"));
+    assert_eq!(engine.user_count(), 12, "directory survived");
+    let minutes = engine.settings().inactivity_timeout().as_secs() / 60;
+    let in_flight = outcome.in_flight.as_deref().unwrap_or("");
+    assert!(
+        minutes == outcome.settings_minutes || in_flight.starts_with("settings"),
+        "settings: {minutes} min, expected {}",
+        outcome.settings_minutes
+    );
+    // Valid-until as stored, before any validation refreshes it.
+    let mut stored = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = engine
+            .sessions(&SessionFilter::default(), after, MAX_PAGE_SIZE)
+            .unwrap();
+        for row in &page.rows {
+            stored.insert(row.info.handle, row.info);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    // A bulk end in flight may have ended any live session with its reason.
+    let in_flight_reason = EndReason::ALL
+        .into_iter()
+        .find(|reason| in_flight == reason.as_str());
+    let (mut live, mut ended, mut expired) = (0, 0, 0);
+    for (token, known) in &outcome.sessions {
+        match known {
+            Known::Live {
+                ip,
+                created,
+                idle,
+                absolute,
+                level,
+                valid_until,
+            } => {
+                let result = engine.validate(token, *ip, Requirement::Any);
+                let info = match result {
+                    Ok(info) => info,
+                    Err(Refusal::Ended(reason))
+                        if Some(reason) == in_flight_reason
+                            || matches!(
+                                (reason, in_flight),
+                                (EndReason::Logout, "logout")
+                                    | (EndReason::Admin, "admin")
+                                    | (EndReason::SessionCap, "login")
+                            ) =>
+                    {
+                        continue
+                    }
+                    Err(refusal) => panic!("a session whose login returned: {refusal:?}"),
+                };
+                live += 1;
+                assert_eq!(
+                    (info.created, info.idle_timeout_secs, info.absolute_deadline),
+                    (*created, *idle, *absolute),
+                    "snapshotted policy"
+                );
+                assert!(
+                    info.level as u8 >= *level,
+                    "a step-up that returned is kept"
+                );
+                let before = stored.get(&info.handle).expect("listed while live");
+                assert!(
+                    before.valid_until <= *valid_until,
+                    "a restart never extends a session: {} > {valid_until}",
+                    before.valid_until
+                );
+                assert!(before.valid_until >= created + u64::from(*idle).min(absolute - created));
+            }
+            Known::Ended(reason) => {
+                ended += 1;
+                assert_eq!(
+                    engine.validate(token, "10.0.0.1".parse().unwrap(), Requirement::Any),
+                    Err(Refusal::Ended(*reason)),
+                    "an end that returned"
+                );
+            }
+            Known::Expired => {
+                expired += 1;
+                assert!(
+                    matches!(
+                        engine.validate(token, "10.9.9.9".parse().unwrap(), Requirement::Any),
+                        Err(Refusal::Expired(_))
+                    ),
+                    "expired stays expired"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "  {} ops: {live} live, {ended} ended, {expired} expired checked; in flight: {in_flight:?}",
+        outcome.ops
+    );
+}
+
+#[test]
+fn kill_nine_mid_load_loses_nothing_that_returned() {
+    let started = Instant::now();
+    let exe = std::env::current_exe().unwrap();
+    let base = std::env::temp_dir().join(format!("swd-crash-{}", std::process::id()));
+    let mut total_ops = 0;
+    for (run, delay_ms) in [150_u64, 400, 700, 1000, 1400].into_iter().enumerate() {
+        let dir: PathBuf = base.join(format!("run{run}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sessions.redb");
+        let mut child = Command::new(&exe)
+            .args([
+                "crash_child_helper",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DB, &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            // Only whole lines count: a line cut by the kill was never "returned".
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.ends_with('\n') {
+                    lines.push(line.trim_end().to_owned());
+                }
+                line.clear();
+            }
+            lines
+        });
+        // Let the load start, then kill at a different point each run.
+        let wait_ready = Instant::now();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let lines = reader.join().unwrap();
+        let outcome = parse(&lines);
+        eprintln!("run {run}: killed after {:?}", wait_ready.elapsed());
+        total_ops += outcome.ops;
+        if lines.iter().any(|line| line == "READY") {
+            check(&path, &outcome);
+        } else {
+            // Killed while creating or seeding: the file must still open (or not exist).
+            if path.exists() {
+                let clock = ManualClock::new(T0);
+                open(&path, &clock).expect("a database killed while being created opens");
+            }
+        }
+    }
+    std::fs::remove_dir_all(&base).ok();
+    assert!(total_ops > 50, "the child barely ran ({total_ops} ops)");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
