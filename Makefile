@@ -13,7 +13,7 @@ help: ## List the targets
 demo: ## The main job: simulate an org's day on the embedded default and write a report
 	$(CARGO) run --release -p sessionward-harness -- --out reports/latest
 
-test: lint test-rust fuzz-smoke ## Every check: fmt, clippy -D warnings, Rust tests and doc tests, fuzz smoke
+test: lint test-rust test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, Python tests + stubtest, fuzz smoke
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check
@@ -21,6 +21,9 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 test-rust: ## All Rust unit, integration, property, stress and doc tests
 	$(CARGO) test --workspace
+
+test-python: ## Build the Python package into .venv, run stubtest, mypy --strict and pytest
+	scripts/test-python.sh
 
 bench: ## Criterion benchmarks against the baselines (minutes; not part of `make test`)
 	$(CARGO) bench -p sessionward-bench

@@ -1,0 +1,83 @@
+"""The org as an OAuth 2.0 token endpoint: registered clients, the client-credentials grant,
+and grants as OAUTH2 sessions under the integration user's profile policy."""
+
+from __future__ import annotations
+
+import pytest
+
+import sessionward as sw
+from conftest import OFFICE, OrgFactory, remember_secret, record_text
+
+
+@pytest.fixture
+def integration_org(make_org: OrgFactory) -> object:
+    return make_org(
+        profiles=(sw.Profile("integrations", login_ranges=["10.0.0.0/8"]),),
+        users={"erp-bot": "integrations"},
+    )
+
+
+def test_grant_is_an_oauth2_session_listed_and_ended_like_any_other(integration_org: object) -> None:
+    org = integration_org
+    secret = remember_secret(org.register_oauth_client("erp", "erp-bot", ["orders.read", "orders.write"]))
+    assert org.oauth_clients() == [("erp", "erp-bot", ["orders.read", "orders.write"])]
+    grant = org.grant_client_credentials("erp", secret, "orders.read", OFFICE)
+    remember_secret(grant.access_token)
+    record_text(grant)
+    assert grant.scopes == ["orders.read"]
+    assert grant.expires_in == 2 * 3600
+    assert grant.session.session_type == sw.SessionType.OAUTH2
+    assert grant.session.login_method == sw.LoginMethod.CLIENT_CREDENTIALS
+    assert grant.session.level == sw.SecurityLevel.LOW
+    assert "swd_[REDACTED]" in repr(grant)
+    session = org.validate(grant.access_token, OFFICE)
+    assert session.user == "erp-bot"
+    page = org.sessions(user="erp-bot")
+    assert page.total == 1
+    assert org.end_user_sessions("erp-bot") == 1
+    with pytest.raises(sw.SessionEnded):
+        org.validate(grant.access_token, OFFICE)
+
+
+@pytest.mark.parametrize(
+    ("client", "use_secret", "scope", "ip", "code"),
+    [
+        ("erp", False, None, OFFICE, "invalid_client"),
+        ("crm", True, None, OFFICE, "invalid_client"),
+        ("erp", True, "orders.read admin", OFFICE, "invalid_scope"),
+        ("erp", True, None, "192.0.2.1", "unauthorized_client"),
+    ],
+)
+def test_refused_grants_carry_the_rfc_code_and_no_secret(
+    integration_org: object, client: str, use_secret: bool, scope: str | None, ip: str, code: str
+) -> None:
+    org = integration_org
+    secret = remember_secret(org.register_oauth_client("erp", "erp-bot", ["orders.read"]))
+    presented = secret if use_secret else "wrong-secret"
+    with pytest.raises(sw.OAuthError) as caught:
+        org.grant_client_credentials(client, presented, scope, ip)
+    record_text(caught.value)
+    assert caught.value.code == code
+    assert secret not in str(caught.value)
+
+
+def test_rotation_and_removal_invalidate_the_old_secret(integration_org: object) -> None:
+    org = integration_org
+    first = remember_secret(org.register_oauth_client("erp", "erp-bot", ["a"]))
+    second = remember_secret(org.register_oauth_client("erp", "erp-bot", ["a"]))
+    with pytest.raises(sw.OAuthError):
+        org.grant_client_credentials("erp", first, None, OFFICE)
+    remember_secret(org.grant_client_credentials("erp", second, None, OFFICE).access_token)
+    assert org.remove_oauth_client("erp") is True
+    with pytest.raises(sw.OAuthError):
+        org.grant_client_credentials("erp", second, None, OFFICE)
+
+
+def test_bad_registrations_are_refused(integration_org: object) -> None:
+    org = integration_org
+    with pytest.raises(sw.SettingsError):
+        org.register_oauth_client("erp", "erp-bot", ["has space"])
+    with pytest.raises(sw.InvalidInput):
+        org.grant_client_credentials("erp", "x", None, "not-an-ip")
+    with pytest.raises(TypeError):
+        org.grant_client_credentials("erp", 42, None, OFFICE)
