@@ -1,0 +1,170 @@
+"""WSGI middleware (Flask, Django's WSGI handler, any WSGI app): every request validated by the org.
+
+::
+
+    from flask import Flask
+    import sessionward as sw
+    from sessionward.wsgi import SessionMiddleware
+
+    org = sw.Org()
+    app = Flask(__name__)
+    app.wsgi_app = SessionMiddleware(app.wsgi_app, org, exempt_paths=["/login", "/healthz"],
+                                     login_url="/login", step_up_url="/step-up")
+
+Same options and behaviour as `sessionward.asgi.SessionMiddleware`. On success the `Session` is
+in ``environ["sessionward.session"]`` and the `~sessionward.web.RequestAuth` in
+``environ["sessionward.auth"]``; both are published (`sessionward.jobs.current_session`,
+`sessionward.web.current_request`) while the application callable runs. A body the app streams
+*after* returning (a generator consumed by the server) runs without them: read what you need
+first.
+
+The client IP is ``REMOTE_ADDR``, or the forwarding header when ``REMOTE_ADDR`` is a trusted
+proxy. WSGI servers turn ``X-Forwarded-For`` into ``HTTP_X_FORWARDED_FOR``; waitress and
+gunicorn drop headers spelled with underscores, so ``X_Forwarded_For`` cannot pose as it.
+waitress also removes forwarding headers unless told otherwise: serve with
+``clear_untrusted_proxy_headers=False`` so that ``trusted_proxies`` here decides (or leave
+``trusted_proxies`` empty and configure waitress's own ``trusted_proxy``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Literal
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+from sessionward import jobs
+from sessionward._native import Org
+from sessionward.web import (
+    DEFAULT_BEACON_PATH,
+    MAX_TOKEN_REQUEST,
+    CookieSettings,
+    Gate,
+    IPAddress,
+    IPNetwork,
+    Requirement,
+    RouteRequirements,
+    WebResponse,
+    _Request,
+    _reset_current,
+    _set_current,
+    status_line,
+)
+
+__all__ = ["SessionMiddleware", "send_response"]
+
+
+def send_response(start_response: StartResponse, response: WebResponse) -> list[bytes]:
+    """Starts a `WebResponse` and returns its body iterable."""
+    headers = list(response.headers)
+    headers.append(("Content-Length", str(len(response.body))))
+    start_response(status_line(response.status), headers)
+    return [response.body]
+
+
+def _path(environ: WSGIEnvironment) -> str:
+    raw = str(environ.get("PATH_INFO", "") or "/")
+    try:  # PEP 3333: the bytes as latin-1; the URL was UTF-8
+        return raw.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return raw
+
+
+def _request(environ: WSGIEnvironment) -> _Request:
+    headers: dict[str, list[str]] = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_") and isinstance(value, str):
+            headers.setdefault(key[5:].replace("_", "-").lower(), []).append(value)
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = [str(environ["CONTENT_TYPE"])]
+    # A WSGI server joins repeated headers with ", ": split Cookie back on ";" only (done by
+    # parse_cookies) and forwarding headers on "," (done by the resolver).
+    peer = environ.get("REMOTE_ADDR")
+    return _Request(
+        method=str(environ.get("REQUEST_METHOD", "GET")),
+        path=_path(environ),
+        query=str(environ.get("QUERY_STRING", "")),
+        peer=str(peer) if peer else None,
+        headers=headers,
+    )
+
+
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length <= 0:
+        return b""
+    stream = environ.get("wsgi.input")
+    if stream is None:
+        return b""
+    data = stream.read(min(length, limit + 1))
+    return bytes(data)
+
+
+class SessionMiddleware:
+    """Validates every request of a WSGI app against `org`; the options are those of
+    `sessionward.asgi.SessionMiddleware`."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        org: Org,
+        *,
+        cookie: CookieSettings | None = None,
+        trusted_proxies: Iterable[str | IPAddress | IPNetwork] = (),
+        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
+        exempt_paths: Iterable[str] = (),
+        login_url: str = "/login",
+        step_up_url: str | None = None,
+        api_prefixes: Iterable[str] = ("/api/",),
+        routes: RouteRequirements | Mapping[str, Requirement] | None = None,
+        beacon_path: str | None = DEFAULT_BEACON_PATH,
+        token_path: str | None = None,
+    ) -> None:
+        self.app = app
+        self.gate = Gate(
+            org,
+            cookie=cookie,
+            trusted_proxies=trusted_proxies,
+            forwarded_header=forwarded_header,
+            exempt_paths=exempt_paths,
+            login_url=login_url,
+            step_up_url=step_up_url,
+            api_prefixes=api_prefixes,
+            routes=routes,
+            beacon_path=beacon_path,
+            token_path=token_path,
+        )
+
+    @property
+    def org(self) -> Org:
+        """The org the middleware validates against."""
+        return self.gate.org
+
+    @property
+    def cookie(self) -> CookieSettings:
+        """The session cookie's settings."""
+        return self.gate.cookie
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        request = _request(environ)
+        auth, refusal = self.gate.check(request)
+        if auth is None:
+            assert refusal is not None
+            return send_response(start_response, refusal)
+        endpoint = self.gate.endpoint(request.path)
+        if endpoint is not None:
+            body = _read_body(environ, MAX_TOKEN_REQUEST)
+            return send_response(
+                start_response, self.gate.answer_endpoint(endpoint, request, auth, body)
+            )
+        environ["sessionward.session"] = auth.session
+        environ["sessionward.auth"] = auth
+        published = jobs.set_request_session(auth.session)
+        current = _set_current(auth)
+        try:
+            return self.app(environ, start_response)
+        finally:
+            _reset_current(current)
+            jobs.reset_request_session(published)

@@ -1,0 +1,526 @@
+"""Unit tests of sessionward.web (headers, client IP, cookies, requirements, refusals, the OAuth
+token endpoint against a fake org) and of the middlewares in process (httpx's ASGI and WSGI
+transports, no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ipaddress
+import json
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from conftest import TrackedOrg, issue
+
+import sessionward as sw
+from sessionward import jobs
+from sessionward._tokens import make_token_for_tests
+from sessionward.asgi import SessionMiddleware as AsgiMiddleware
+from sessionward.web import (
+    BEACON_JS,
+    ClientIpResolver,
+    CookieSettings,
+    PathSet,
+    Requirement,
+    RouteRequirements,
+    WebResponse,
+    bearer_token,
+    beacon_script,
+    clearing_cookie,
+    current_request,
+    ends_session,
+    handle_token_request,
+    parse_cookies,
+    requires,
+    safe_next,
+    session_cookie,
+)
+from sessionward.wsgi import SessionMiddleware as WsgiMiddleware
+
+ip = ipaddress.ip_address
+
+
+# ----------------------------------------------------------------------------- client IP
+
+
+def resolve(peer: str | None, trusted: list[str], header: str = "x-forwarded-for", *values: str) -> str | None:
+    resolver = ClientIpResolver(trusted, header=header)  # type: ignore[arg-type]
+    result = resolver.resolve(peer, {header: list(values)} if values else {})
+    return None if result is None else str(result)
+
+
+PROXY = ["10.0.0.0/8"]
+
+
+@pytest.mark.parametrize(
+    ("peer", "values", "expected"),
+    [
+        ("203.0.113.5", ["198.51.100.1"], "203.0.113.5"),  # untrusted peer: header ignored
+        ("10.0.0.1", [], "10.0.0.1"),  # no header
+        ("10.0.0.1", ["198.51.100.1"], "198.51.100.1"),
+        ("10.0.0.1", ["1.1.1.1, 198.51.100.1"], "198.51.100.1"),  # right-most untrusted hop
+        ("10.0.0.1", ["1.1.1.1, 198.51.100.1, 10.0.0.7"], "198.51.100.1"),  # skip trusted hops
+        ("10.0.0.1", ["1.1.1.1", "198.51.100.1"], "198.51.100.1"),  # repeated header lines
+        ("10.0.0.1", ["10.0.0.9, 10.0.0.8"], "10.0.0.9"),  # all trusted: the left-most
+        ("10.0.0.1", ["bogus"], "10.0.0.1"),  # malformed: ignored
+        ("10.0.0.1", [""], "10.0.0.1"),
+        ("10.0.0.1", ["bogus, 198.51.100.1"], "198.51.100.1"),  # garbage left of the client
+        ("10.0.0.1", ["198.51.100.1, bogus"], "10.0.0.1"),  # garbage from a proxy stops
+        ("10.0.0.1", ["198.51.100.1, 10.0.0.2, junk!, 10.0.0.3"], "10.0.0.3"),
+        ("10.0.0.1", ["198.51.100.1:8080"], "198.51.100.1"),
+        ("10.0.0.1", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("10.0.0.1", ["2001:db8::1"], "2001:db8::1"),
+        ("10.0.0.1", ["::ffff:198.51.100.1"], "198.51.100.1"),  # mapped IPv6 shown as IPv4
+        ("10.0.0.1", ["198.51.100.1:99999999"], "10.0.0.1"),
+        ("10.0.0.1", ["[2001:db8::1"], "10.0.0.1"),
+        ("10.0.0.1", ["unknown"], "10.0.0.1"),
+        ("::ffff:10.0.0.1", ["198.51.100.1"], "198.51.100.1"),  # a dual-stack socket's peer
+        ("fe80::1%eth0", ["198.51.100.1"], "fe80::1"),
+    ],
+)
+def test_x_forwarded_for(peer: str, values: list[str], expected: str) -> None:
+    assert resolve(peer, PROXY, "x-forwarded-for", *values) == expected
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (["for=198.51.100.1"], "198.51.100.1"),
+        (['for="[2001:db8:cafe::17]:4711"'], "2001:db8:cafe::17"),
+        (["For=198.51.100.1;proto=https;by=10.0.0.1"], "198.51.100.1"),
+        (["for=1.1.1.1, for=198.51.100.1"], "198.51.100.1"),
+        (['for=1.1.1.1;host="a,b", for=198.51.100.1'], "198.51.100.1"),  # comma in quotes
+        (["for=198.51.100.1, for=10.0.0.5"], "198.51.100.1"),
+        (["for=unknown"], "10.0.0.1"),
+        (["for=_hidden, for=198.51.100.1"], "198.51.100.1"),
+        (["for=198.51.100.1, for=_hidden"], "10.0.0.1"),
+        (["proto=https"], "10.0.0.1"),  # no for=
+        (["for=1.1.1.1;for=2.2.2.2"], "10.0.0.1"),  # for= twice in an element
+        (['for="198.51.100.1:80"'], "198.51.100.1"),
+        (["garbage"], "10.0.0.1"),
+    ],
+)
+def test_forwarded_rfc7239(values: list[str], expected: str) -> None:
+    assert resolve("10.0.0.1", PROXY, "forwarded", *values) == expected
+
+
+def test_only_the_configured_header_is_read() -> None:
+    resolver = ClientIpResolver(PROXY)
+    headers = {"forwarded": ["for=198.51.100.1"]}
+    assert str(resolver.resolve("10.0.0.1", headers)) == "10.0.0.1"
+    resolver = ClientIpResolver(PROXY, header="forwarded")
+    assert str(resolver.resolve("10.0.0.1", {"x-forwarded-for": ["198.51.100.1"]})) == "10.0.0.1"
+
+
+def test_peer_without_address() -> None:
+    assert resolve(None, PROXY) is None
+    assert resolve("not-an-ip", PROXY) is None
+    assert resolve(None, ["unix"], "x-forwarded-for", "198.51.100.1") == "198.51.100.1"
+    assert resolve(None, ["unix"]) is None  # a Unix socket, and nothing says who the client is
+
+
+def test_resolver_rejects_bad_configuration() -> None:
+    with pytest.raises(ValueError, match="trusted_proxies"):
+        ClientIpResolver(["10.0.0.0/33"])
+    with pytest.raises(ValueError, match="header"):
+        ClientIpResolver([], header="x-real-ip")  # type: ignore[arg-type]
+    resolver = ClientIpResolver(["10.0.0.0/8", "2001:db8::/32", ip("192.0.2.1")])
+    assert resolver.is_trusted(ip("2001:db8::5")) and resolver.is_trusted(ip("192.0.2.1"))
+    assert not resolver.is_trusted(ip("11.0.0.1"))
+
+
+def test_long_chains_only_look_at_the_right_end() -> None:
+    chain = ", ".join(["198.51.100.9"] * 10_000 + ["10.0.0.2"])
+    assert resolve("10.0.0.1", PROXY, "x-forwarded-for", chain) == "198.51.100.9"
+
+
+# ----------------------------------------------------------------------------- headers
+
+
+def test_parse_cookies() -> None:
+    assert parse_cookies(['a=1; b="two"; junk; =x; a=3', "c=4"]) == {"a": "1", "b": "two", "c": "4"}
+    assert parse_cookies([]) == {}
+
+
+def test_bearer_token() -> None:
+    assert bearer_token(["Bearer abc"]) == "abc"
+    assert bearer_token(["bearer   abc  "]) == "abc"
+    assert bearer_token(["Basic xyz", "Bearer abc"]) == "abc"
+    assert bearer_token(["Bearer"]) is None
+    assert bearer_token(["Basic xyz"]) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("/setup?x=1", "/setup?x=1"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("", "/"),
+        (None, "/"),
+        ("/a\r\nLocation: x", "/"),
+    ],
+)
+def test_safe_next(value: str | None, expected: str) -> None:
+    assert safe_next(value) == expected
+
+
+# ----------------------------------------------------------------------------- cookies
+
+
+def attributes(set_cookie: str) -> dict[str, str]:
+    return {p.strip().partition("=")[0].lower(): p.strip().partition("=")[2] for p in set_cookie.split(";")[1:]}
+
+
+def test_session_cookie_max_age_and_browser_bound(make_org: Any) -> None:
+    org = make_org(max_session_length=sw.OrgSettings().max_session_length)
+    issued = org.login("ada", "10.1.2.3")
+    value = session_cookie(issued)
+    assert value.split("=", 1)[0] == "__Host-sessionward"
+    attrs = attributes(value)
+    assert attrs["max-age"] == str(12 * 3600)
+    assert {"secure", "httponly"} <= attrs.keys() and attrs["samesite"] == "Lax" and attrs["path"] == "/"
+    bound = make_org(force_relogin_on_browser_close=True).login("ada", "10.1.2.3")
+    assert "max-age" not in attributes(session_cookie(bound)) and "expires" not in attributes(session_cookie(bound))
+    with pytest.raises(ValueError):
+        session_cookie("not a token", issued.session)
+
+
+def test_clearing_cookie() -> None:
+    attrs = attributes(clearing_cookie())
+    assert attrs["max-age"] == "0" and "1970" in attrs["expires"] and "secure" in attrs
+    dev = clearing_cookie(CookieSettings.insecure_for_development())
+    assert dev.startswith("sessionward=;") and "secure" not in attributes(dev)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"secure": False},  # __Host- needs Secure
+        {"path": "/app"},
+        {"domain": "example.com"},
+        {"name": "bad name"},
+        {"name": "x", "same_site": "None", "secure": False},
+        {"name": "__Secure-x", "secure": False},
+        {"name": "x", "same_site": "lax"},
+        {"name": "x", "path": "/a;b"},
+    ],
+)
+def test_cookie_settings_are_validated(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        CookieSettings(**kwargs)
+
+
+def test_beacon_script() -> None:
+    assert "sendBeacon" in BEACON_JS and "/sessionward/beacon" in BEACON_JS
+    assert '"/custom/beacon"' in beacon_script("/custom/beacon")
+    with pytest.raises(ValueError):
+        beacon_script('/x"</script>')
+
+
+# ----------------------------------------------------------------------------- requirements
+
+
+def test_route_requirements_most_specific_wins() -> None:
+    ha = Requirement(level=sw.SecurityLevel.HIGH_ASSURANCE)
+    routes = RouteRequirements({"/admin/*": Requirement(operation="admin"), "/admin/audit": ha})
+    routes.add("/reports/*", Requirement(operation="export"), methods=["post"])
+    assert routes.lookup("GET", "/admin/users") == Requirement(operation="admin")
+    assert routes.lookup("GET", "/admin") == Requirement(operation="admin")
+    assert routes.lookup("GET", "/admin/audit/") == ha
+    assert routes.lookup("GET", "/administrator") is None
+    assert routes.lookup("GET", "/reports/x") is None
+    assert routes.lookup("POST", "/reports/x") == Requirement(operation="export")
+    with pytest.raises(ValueError):
+        Requirement(operation="x", level=sw.SecurityLevel.STANDARD)
+    with pytest.raises(ValueError):
+        RouteRequirements({"/a*b": Requirement()})
+
+
+def test_exempt_paths_do_not_cover_dot_segments() -> None:
+    exempt = PathSet(["/login", "/static/*"])
+    assert "/login" in exempt and "/login/" in exempt and "/static/app.js" in exempt
+    assert "/static" in exempt
+    assert "/static/../admin" not in exempt and "/login/.." not in exempt
+    assert "/loginx" not in exempt and "/" not in exempt
+
+
+def test_ends_session() -> None:
+    for code in ("malformed", "unknown", "ip_mismatch", "ended_admin", "expired_idle"):
+        assert ends_session(code)
+    for code in ("ip_not_allowed", "step_up_required", "missing_token"):
+        assert not ends_session(code)
+
+
+def test_web_response_repr_hides_the_body() -> None:
+    response = WebResponse(200, (("X", "y"),), b"secret")
+    assert "secret" not in repr(response) and response.header("x") == "y"
+
+
+# ----------------------------------------------------------------------------- OAuth (fake org)
+
+
+class FakeOAuthError(Exception):
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+FakeOAuthError.__name__ = "OAuthError"
+
+
+@dataclass
+class FakeGrant:
+    access_token: str
+    expires_in: int
+    scopes: list[str]
+
+
+@dataclass
+class FakeOrg:
+    calls: list[tuple[str, str, str | None, str]] = field(default_factory=list)
+
+    def grant_client_credentials(self, client_id: str, client_secret: str, scope: str | None, ip: str) -> FakeGrant:
+        self.calls.append((client_id, client_secret, scope, ip))
+        if client_id != "app" or client_secret != "s3cret:+/":
+            raise FakeOAuthError("invalid_client")
+        if scope not in (None, "read", "read write"):
+            raise FakeOAuthError("invalid_scope")
+        return FakeGrant("at", 3600, (scope or "read").split())
+
+
+def token_request(
+    org: FakeOrg,
+    body: str,
+    *,
+    auth: str | None = None,
+    method: str = "POST",
+    content_type: str | None = "application/x-www-form-urlencoded",
+) -> tuple[int, dict[str, Any], WebResponse]:
+    response = handle_token_request(
+        org,
+        method=method,
+        content_type=content_type,
+        authorization=[auth] if auth else [],
+        body=body.encode(),
+        client_ip=ip("192.0.2.1"),
+    )
+    assert response.header("Cache-Control") == "no-store"
+    return response.status, json.loads(response.body), response
+
+
+def basic(client_id: str, secret: str) -> str:
+    from urllib.parse import quote_plus
+
+    raw = f"{quote_plus(client_id)}:{quote_plus(secret)}".encode()
+    return "Basic " + base64.b64encode(raw).decode()
+
+
+def test_token_endpoint_success_basic_and_body() -> None:
+    org = FakeOrg()
+    status, body, response = token_request(org, "grant_type=client_credentials&scope=read+write", auth=basic("app", "s3cret:+/"))
+    assert status == 200
+    assert body == {"access_token": "at", "token_type": "Bearer", "expires_in": 3600, "scope": "read write"}
+    assert response.header("Pragma") == "no-cache"
+    assert org.calls[-1] == ("app", "s3cret:+/", "read write", "192.0.2.1")
+    status, body, _ = token_request(
+        org, "grant_type=client_credentials&client_id=app&client_secret=s3cret%3A%2B%2F", content_type="application/x-www-form-urlencoded; charset=UTF-8"
+    )
+    assert status == 200 and org.calls[-1][2] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "auth", "status", "error"),
+    [
+        ("grant_type=client_credentials", None, 401, "invalid_client"),
+        ("grant_type=client_credentials&client_id=app&client_secret=wrong", None, 401, "invalid_client"),
+        ("grant_type=client_credentials", "Basic !!!", 401, "invalid_client"),
+        ("grant_type=client_credentials", "Basic " + base64.b64encode(b"nocolon").decode(), 401, "invalid_client"),
+        ("grant_type=client_credentials&client_secret=x", "basic", 400, "invalid_request"),
+        ("grant_type=password&client_id=app&client_secret=s3cret", None, 400, "unsupported_grant_type"),
+        ("client_id=app&client_secret=s3cret", None, 400, "invalid_request"),
+        ("grant_type=client_credentials&grant_type=client_credentials", None, 400, "invalid_request"),
+        ("grant_type=client_credentials&scope=admin", "basic", 400, "invalid_scope"),
+        ('grant_type=client_credentials&scope=a"b', "basic", 400, "invalid_scope"),
+        ("grant_type=client_credentials&scope=a++b", "basic", 400, "invalid_scope"),
+        ("grant_type=client_credentials&client_id=other", "basic", 400, "invalid_request"),
+        ("%zz", None, 400, "invalid_request"),
+    ],
+)
+def test_token_endpoint_errors(body: str, auth: str | None, status: int, error: str) -> None:
+    if auth == "basic":
+        auth = basic("app", "s3cret:+/")
+    got_status, payload, response = token_request(FakeOrg(), body, auth=auth)
+    assert (got_status, payload["error"]) == (status, error)
+    assert isinstance(payload["error_description"], str)
+    if error == "invalid_client":
+        assert (response.header("WWW-Authenticate") or "").startswith("Basic")
+
+
+def test_token_endpoint_method_and_media_type() -> None:
+    status, payload, response = token_request(FakeOrg(), "", method="GET")
+    assert status == 400 and payload["error"] == "invalid_request" and response.header("Allow") == "POST"
+    status, payload, _ = token_request(FakeOrg(), "{}", content_type="application/json")
+    assert status == 400 and payload["error"] == "invalid_request"
+    status, payload, _ = token_request(FakeOrg(), "a=" + "x" * 20_000)
+    assert status == 400
+
+
+def test_token_endpoint_lets_other_exceptions_through() -> None:
+    class Broken(FakeOrg):
+        def grant_client_credentials(self, *args: Any) -> FakeGrant:
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        token_request(Broken(), "grant_type=client_credentials", auth=basic("app", "x"))
+
+
+# ----------------------------------------------------------------------------- middleware in process
+
+
+def asgi_app_seeing(seen: dict[str, Any]) -> Any:
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen["session"] = jobs.current_session()
+        seen["state"] = scope["state"]["session"]
+        seen["auth"] = current_request()
+        try:
+            await jobs.arun_job(jobs.current_session, kind="queueable")
+        except jobs.NoSessionInJob:
+            seen["job"] = "no session"
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+def test_asgi_publishes_the_session_only_for_the_request(org: TrackedOrg) -> None:
+    token = issue(org, ip="10.1.2.3")
+    seen: dict[str, Any] = {}
+    app = AsgiMiddleware(asgi_app_seeing(seen), org, cookie=CookieSettings.insecure_for_development())  # type: ignore[arg-type]
+
+    async def run() -> int:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            r = await c.get("/", headers={"Authorization": f"Bearer {token}"})
+            return r.status_code
+
+    assert asyncio.run(run()) == 200
+    assert seen["session"].user == "ada" and seen["state"] == seen["session"]
+    assert seen["job"] == "no session"
+    assert "swd_" not in repr(seen["auth"]) and "10.1.2.3" in repr(seen["auth"])
+    assert jobs.request_session() is None and current_request() is None
+
+
+def test_asgi_refuses_a_websocket_before_accepting(org: TrackedOrg) -> None:
+    called = False
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        nonlocal called
+        called = True
+
+    app = AsgiMiddleware(inner, org)  # type: ignore[arg-type]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/ws", "headers": [], "client": ("10.1.2.3", 1)}
+    asyncio.run(app(scope, receive, send))
+    assert not called and sent == [{"type": "websocket.close", "code": 1008}]
+
+
+def test_asgi_passes_lifespan_through(org: TrackedOrg) -> None:
+    seen: list[str] = []
+
+    async def inner(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(scope["type"])
+
+    async def nothing() -> dict[str, Any]:
+        return {}
+
+    async def ignore(message: Any) -> None:
+        return None
+
+    asyncio.run(AsgiMiddleware(inner, org)({"type": "lifespan"}, nothing, ignore))  # type: ignore[arg-type]
+    assert seen == ["lifespan"]
+
+
+def wsgi_app_seeing(seen: dict[str, Any]) -> Any:
+    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        seen["session"] = jobs.current_session()
+        seen["environ"] = environ["sessionward.session"]
+        try:
+            jobs.run_job(jobs.current_session, kind="batch")
+        except jobs.NoSessionInJob:
+            seen["job"] = "no session"
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    return app
+
+
+def test_wsgi_publishes_the_session_only_for_the_request(org: TrackedOrg) -> None:
+    token = issue(org, ip="10.1.2.3")
+    seen: dict[str, Any] = {}
+    app = WsgiMiddleware(wsgi_app_seeing(seen), org, cookie=CookieSettings.insecure_for_development())  # type: ignore[arg-type]
+    with httpx.Client(transport=httpx.WSGITransport(app=app, remote_addr="10.1.2.3"), base_url="http://t") as c:
+        r = c.get("/", headers={"Cookie": f"sessionward={token}"})
+        assert r.status_code == 200
+        assert seen["session"].user == "ada" and seen["environ"] == seen["session"]
+        assert seen["job"] == "no session"
+        assert jobs.request_session() is None
+        r = c.get("/", headers={"Cookie": "sessionward=garbage"})
+        assert r.status_code == 303 and r.headers["location"] == "/login?next=/"
+        assert "Max-Age=0" in r.headers["set-cookie"]
+
+
+def test_requires_without_middleware_raises() -> None:
+    @requires(level=sw.SecurityLevel.HIGH_ASSURANCE)
+    def view() -> str:
+        return "opened"
+
+    assert view.__sessionward_requirement__ == Requirement(level=sw.SecurityLevel.HIGH_ASSURANCE)  # type: ignore[attr-defined]
+    with pytest.raises(RuntimeError, match="no SessionMiddleware"):
+        view()
+
+
+def test_requires_refuses_in_the_view(make_org: Any) -> None:
+    org = make_org(high_assurance_operations=["setup"])
+    token = issue(org, ip="10.1.2.3")
+
+    @requires(operation="setup")
+    def view() -> Any:
+        return "opened"
+
+    def framework(environ: Any, start_response: Any) -> Any:
+        # What Flask does with a view's return value: a WSGI callable is the response.
+        rv = view()
+        if callable(rv):
+            return rv(environ, start_response)
+        start_response("200 OK", [])
+        return [rv.encode()]
+
+    app = WsgiMiddleware(framework, org, cookie=CookieSettings.insecure_for_development(), step_up_url="/step-up")
+    with httpx.Client(transport=httpx.WSGITransport(app=app, remote_addr="10.1.2.3"), base_url="http://t") as c:
+        r = c.get("/anything", headers={"Cookie": f"sessionward={token}"})
+        assert r.status_code == 303 and r.headers["location"] == "/step-up?next=/anything"
+        assert "set-cookie" not in r.headers
+        org.step_up(token, "10.1.2.3", sw.LoginMethod.MFA)
+        r = c.get("/anything", headers={"Cookie": f"sessionward={token}"})
+        assert r.status_code == 200 and r.text == "opened"
+
+
+def test_unknown_token_in_process(org: TrackedOrg) -> None:
+    app = WsgiMiddleware(wsgi_app_seeing({}), org, cookie=CookieSettings.insecure_for_development())  # type: ignore[arg-type]
+    fake = make_token_for_tests(os.urandom(32))
+    with httpx.Client(transport=httpx.WSGITransport(app=app, remote_addr="10.1.2.3"), base_url="http://t") as c:
+        r = c.get("/api/x", headers={"Authorization": f"Bearer {fake}"})
+    assert r.status_code == 401 and r.json() == {"error": "unknown"}
