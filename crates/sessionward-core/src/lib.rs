@@ -90,6 +90,16 @@ mod store;
 mod table;
 mod token;
 
+/// The threat model: which attacks the design stops, which it leaves to the application, and
+/// the tests behind each claim (the repository's `SECURITY.md`).
+#[doc = include_str!("../../../SECURITY.md")]
+pub mod threat_model {}
+
+/// The README's Rust quickstart, compiled and run as a doctest.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     Engine, EngineBuilder, SweepStats, TableStats, CHALLENGE_LIFETIME,
