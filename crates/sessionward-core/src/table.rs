@@ -274,6 +274,20 @@ impl Table {
         }
     }
 
+    /// Starts loading the home slot of `hash` (and the line after it, since a 76-byte record
+    /// and its Robin Hood neighbour may straddle two lines) into the cache, so that a later
+    /// [`find`](Self::find) does not wait for memory.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let address =
+            self.slots.as_ptr() as usize + self.home(hash) * std::mem::size_of::<Record>();
+        crate::prefetch::prefetch_read(address);
+        crate::prefetch::prefetch_read(address + 64);
+    }
+
     /// The record with this digest.
     #[inline]
     pub(crate) fn find(&self, digest: &[u8; 32]) -> Option<&Record> {
