@@ -36,18 +36,14 @@ The middleware also answers the browser-close beacon (``POST /sessionward/beacon
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 from sessionward import jobs
-from sessionward._native import Org
 from sessionward.web import (
-    DEFAULT_BEACON_PATH,
     MAX_TOKEN_REQUEST,
     CookieSettings,
-    Gate,
-    IPAddress,
-    IPNetwork,
+    GateMiddleware,
     Requirement,
     RequestAuth,
     RouteRequirements,
@@ -112,7 +108,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class SessionMiddleware:
+class SessionMiddleware(GateMiddleware[ASGIApp]):
     """Validates every request of an ASGI app against `org`.
 
     Options (all keyword-only):
@@ -131,47 +127,6 @@ class SessionMiddleware:
     - `beacon_path`: the browser-close beacon (``None`` disables it).
     - `token_path`: serve the OAuth 2.0 client-credentials token endpoint here (off by default).
     """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        org: Org,
-        *,
-        cookie: CookieSettings | None = None,
-        trusted_proxies: Iterable[str | IPAddress | IPNetwork] = (),
-        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
-        exempt_paths: Iterable[str] = (),
-        login_url: str = "/login",
-        step_up_url: str | None = None,
-        api_prefixes: Iterable[str] = ("/api/",),
-        routes: RouteRequirements | Mapping[str, Requirement] | None = None,
-        beacon_path: str | None = DEFAULT_BEACON_PATH,
-        token_path: str | None = None,
-    ) -> None:
-        self.app = app
-        self.gate = Gate(
-            org,
-            cookie=cookie,
-            trusted_proxies=trusted_proxies,
-            forwarded_header=forwarded_header,
-            exempt_paths=exempt_paths,
-            login_url=login_url,
-            step_up_url=step_up_url,
-            api_prefixes=api_prefixes,
-            routes=routes,
-            beacon_path=beacon_path,
-            token_path=token_path,
-        )
-
-    @property
-    def org(self) -> Org:
-        """The org the middleware validates against."""
-        return self.gate.org
-
-    @property
-    def cookie(self) -> CookieSettings:
-        """The session cookie's settings."""
-        return self.gate.cookie
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")

@@ -41,7 +41,7 @@ import re
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar, cast
 
 from sessionward import _native, jobs
 from sessionward._native import (
@@ -64,6 +64,7 @@ __all__ = [
     "ClientIpResolver",
     "CookieSettings",
     "Gate",
+    "GateMiddleware",
     "GrantLike",
     "IPAddress",
     "IPNetwork",
@@ -1240,6 +1241,56 @@ class Gate:
             body=body,
             client_ip=auth.client_ip,
         )
+
+
+AppT = TypeVar("AppT")
+
+
+class GateMiddleware(Generic[AppT]):
+    """What the ASGI and WSGI middlewares share: the wrapped app and the `Gate` built from the
+    options (documented on `sessionward.asgi.SessionMiddleware`). Subclasses only translate
+    their protocol's request and response to and from the gate."""
+
+    def __init__(
+        self,
+        app: AppT,
+        org: Org,
+        *,
+        cookie: CookieSettings | None = None,
+        trusted_proxies: Iterable[str | IPAddress | IPNetwork] = (),
+        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
+        exempt_paths: Iterable[str] = (),
+        login_url: str = "/login",
+        step_up_url: str | None = None,
+        api_prefixes: Iterable[str] = ("/api/",),
+        routes: RouteRequirements | Mapping[str, Requirement] | None = None,
+        beacon_path: str | None = DEFAULT_BEACON_PATH,
+        token_path: str | None = None,
+    ) -> None:
+        self.app = app
+        self.gate = Gate(
+            org,
+            cookie=cookie,
+            trusted_proxies=trusted_proxies,
+            forwarded_header=forwarded_header,
+            exempt_paths=exempt_paths,
+            login_url=login_url,
+            step_up_url=step_up_url,
+            api_prefixes=api_prefixes,
+            routes=routes,
+            beacon_path=beacon_path,
+            token_path=token_path,
+        )
+
+    @property
+    def org(self) -> Org:
+        """The org the middleware validates against."""
+        return self.gate.org
+
+    @property
+    def cookie(self) -> CookieSettings:
+        """The session cookie's settings."""
+        return self.gate.cookie
 
 
 def session_summary(session: Session) -> dict[str, object]:

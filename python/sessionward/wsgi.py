@@ -28,21 +28,13 @@ waitress also removes forwarding headers unless told otherwise: serve with
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Iterable
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from sessionward import jobs
-from sessionward._native import Org
 from sessionward.web import (
-    DEFAULT_BEACON_PATH,
     MAX_TOKEN_REQUEST,
-    CookieSettings,
-    Gate,
-    IPAddress,
-    IPNetwork,
-    Requirement,
-    RouteRequirements,
+    GateMiddleware,
     WebResponse,
     _Request,
     _reset_current,
@@ -102,50 +94,9 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     return bytes(data)
 
 
-class SessionMiddleware:
+class SessionMiddleware(GateMiddleware[WSGIApplication]):
     """Validates every request of a WSGI app against `org`; the options are those of
     `sessionward.asgi.SessionMiddleware`."""
-
-    def __init__(
-        self,
-        app: WSGIApplication,
-        org: Org,
-        *,
-        cookie: CookieSettings | None = None,
-        trusted_proxies: Iterable[str | IPAddress | IPNetwork] = (),
-        forwarded_header: Literal["x-forwarded-for", "forwarded"] = "x-forwarded-for",
-        exempt_paths: Iterable[str] = (),
-        login_url: str = "/login",
-        step_up_url: str | None = None,
-        api_prefixes: Iterable[str] = ("/api/",),
-        routes: RouteRequirements | Mapping[str, Requirement] | None = None,
-        beacon_path: str | None = DEFAULT_BEACON_PATH,
-        token_path: str | None = None,
-    ) -> None:
-        self.app = app
-        self.gate = Gate(
-            org,
-            cookie=cookie,
-            trusted_proxies=trusted_proxies,
-            forwarded_header=forwarded_header,
-            exempt_paths=exempt_paths,
-            login_url=login_url,
-            step_up_url=step_up_url,
-            api_prefixes=api_prefixes,
-            routes=routes,
-            beacon_path=beacon_path,
-            token_path=token_path,
-        )
-
-    @property
-    def org(self) -> Org:
-        """The org the middleware validates against."""
-        return self.gate.org
-
-    @property
-    def cookie(self) -> CookieSettings:
-        """The session cookie's settings."""
-        return self.gate.cookie
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = _request(environ)
