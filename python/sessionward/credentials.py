@@ -65,6 +65,7 @@ __all__ = [
     "CredentialsView",
     "NamedCredential",
     "OAuthClientCredentials",
+    "OrgClientCredentials",
     "Secret",
     "StaticHeader",
     "UnknownCredential",
@@ -307,7 +308,46 @@ class StaticHeader:
         raise TypeError("StaticHeader holds a Secret and cannot be pickled")
 
 
-AuthProtocol = OAuthClientCredentials | StaticHeader
+@dataclasses.dataclass(frozen=True, init=False)
+class OrgClientCredentials:
+    """The client-credentials grant against an in-process ``sessionward.Org`` (the org as its
+    own token endpoint, without HTTP): tokens come from ``org.grant_client_credentials`` and are
+    OAUTH2 sessions of the client's run-as user, cached and refreshed like HTTP-granted ones.
+    ``client_ip`` is the address the grant (and the run-as profile's login ranges) sees.
+    """
+
+    org: Any
+    client_id: str
+    client_secret: Secret
+    scopes: tuple[str, ...]
+    client_ip: str
+
+    def __init__(
+        self,
+        org: Any,
+        client_id: str,
+        client_secret: Secret | str,
+        scopes: Iterable[str] | str = (),
+        client_ip: str = "127.0.0.1",
+    ) -> None:
+        if not callable(getattr(org, "grant_client_credentials", None)):
+            raise TypeError("org must be a sessionward.Org (it has no grant_client_credentials)")
+        if not isinstance(client_id, str) or not client_id:
+            raise ValueError("client_id must be a non-empty string")
+        object.__setattr__(self, "org", org)
+        object.__setattr__(self, "client_id", client_id)
+        object.__setattr__(self, "client_secret", _as_secret("client_secret", client_secret))
+        object.__setattr__(self, "scopes", _normalize_scopes(scopes))
+        object.__setattr__(self, "client_ip", client_ip)
+
+    def __repr__(self) -> str:
+        return f"OrgClientCredentials(client_id={self.client_id!r}, scopes={self.scopes!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("OrgClientCredentials holds a Secret and cannot be pickled")
+
+
+AuthProtocol = OAuthClientCredentials | StaticHeader | OrgClientCredentials
 
 
 @dataclasses.dataclass(frozen=True, init=False)
@@ -340,7 +380,7 @@ class NamedCredential:
                 f"got {name!r}"
             )
         _check_url("endpoint", endpoint, allow_query=False)
-        if not isinstance(protocol, (OAuthClientCredentials, StaticHeader)):
+        if not isinstance(protocol, (OAuthClientCredentials, StaticHeader, OrgClientCredentials)):
             raise TypeError(
                 "protocol must be OAuthClientCredentials or StaticHeader, "
                 f"not {type(protocol).__name__}"
@@ -750,7 +790,10 @@ class CredentialRegistry:
             return slot
 
     def _token(
-        self, credential: NamedCredential, protocol: OAuthClientCredentials, scopes: tuple[str, ...]
+        self,
+        credential: NamedCredential,
+        protocol: OAuthClientCredentials | OrgClientCredentials,
+        scopes: tuple[str, ...],
     ) -> _Token:
         slot = self._slot((credential.name, scopes))
         token = slot.token
@@ -785,8 +828,13 @@ class CredentialRegistry:
         _log.debug("dropped the cached token of credential %s after a 401", credential.name)
 
     def _fetch(
-        self, credential: NamedCredential, protocol: OAuthClientCredentials, scopes: tuple[str, ...]
+        self,
+        credential: NamedCredential,
+        protocol: OAuthClientCredentials | OrgClientCredentials,
+        scopes: tuple[str, ...],
     ) -> _Token:
+        if isinstance(protocol, OrgClientCredentials):
+            return self._grant_in_process(credential.name, protocol, scopes)
         name = credential.name
         secret = protocol.client_secret.reveal()
         form = {"grant_type": "client_credentials"}
@@ -840,6 +888,31 @@ class CredentialRegistry:
             credential=name,
             status=status,
         )
+
+    def _grant_in_process(
+        self, name: str, protocol: OrgClientCredentials, scopes: tuple[str, ...]
+    ) -> _Token:
+        started = self._clock()
+        _log.debug("granting a token in process for credential %s", name)
+        try:
+            grant = protocol.org.grant_client_credentials(
+                protocol.client_id,
+                protocol.client_secret.reveal(),
+                " ".join(scopes) or None,
+                protocol.client_ip,
+            )
+        except Exception as exc:
+            code = getattr(exc, "code", None)
+            if not isinstance(code, str):
+                raise
+            raise CredentialError(
+                f"the org refused named credential {name!r} (error={code})",
+                credential=name,
+                oauth_error=code,
+            ) from None
+        expires_in = float(grant.expires_in)
+        lifetime = expires_in - self._skew if expires_in > 2 * self._skew else expires_in / 2
+        return _Token(Secret(grant.access_token), started + lifetime)
 
     def _refusal(self, name: str, status: int, payload: bytes, secret: str) -> CredentialError:
         oauth_error: str | None = None
@@ -925,7 +998,11 @@ class CredentialHandle:
         self._credential = credential
         self._context = context
         protocol = credential.protocol
-        default = protocol.scopes if isinstance(protocol, OAuthClientCredentials) else ()
+        default = (
+            protocol.scopes
+            if isinstance(protocol, (OAuthClientCredentials, OrgClientCredentials))
+            else ()
+        )
         self._scopes = tuple(sorted(_normalize_scopes(default if scopes is None else scopes)))
 
     def __repr__(self) -> str:

@@ -81,3 +81,46 @@ def test_bad_registrations_are_refused(integration_org: object) -> None:
         org.grant_client_credentials("erp", "x", None, "not-an-ip")
     with pytest.raises(TypeError):
         org.grant_client_credentials("erp", 42, None, OFFICE)
+
+
+def test_named_credential_pointing_at_the_org_in_process(integration_org: object) -> None:
+    """A job's named credential with the org as its in-process token endpoint: one grant is
+    cached and reused, the token is an OAUTH2 session, and a refused grant is a clear
+    CredentialError without the secret."""
+    from sessionward import credentials, jobs
+
+    org = integration_org
+    secret = remember_secret(org.register_oauth_client("erp", "erp-bot", ["orders.read"]))
+    registry = credentials.CredentialRegistry()
+    registry.register(
+        credentials.NamedCredential(
+            "SELF",
+            "http://127.0.0.1:9",
+            credentials.OrgClientCredentials(org.inner, "erp", secret, ["orders.read"], client_ip=OFFICE),
+        )
+    )
+
+    def job() -> tuple[str, str]:
+        ctx = jobs.current_context()
+        assert ctx.session_id is None
+        first = ctx.credentials["SELF"].headers()["Authorization"]
+        second = ctx.credentials["SELF"].headers()["Authorization"]
+        return first, second
+
+    first, second = jobs.run_job(job, kind=jobs.JobKind.QUEUEABLE, credentials=registry)
+    assert first == second, "the grant is cached"
+    token = remember_secret(first.removeprefix("Bearer "))
+    assert org.validate(token, OFFICE).session_type == sw.SessionType.OAUTH2
+    assert org.sessions(user="erp-bot").total == 1
+    assert "swd_" not in repr(registry) and secret not in repr(credentials.OrgClientCredentials(org.inner, "erp", secret))
+
+    wrong = credentials.CredentialRegistry()
+    wrong.register(
+        credentials.NamedCredential(
+            "SELF", "http://127.0.0.1:9", credentials.OrgClientCredentials(org.inner, "erp", "nope")
+        )
+    )
+    with pytest.raises(credentials.CredentialError) as refused:
+        jobs.run_job(lambda: jobs.current_context().credentials["SELF"].headers(), kind="batch", credentials=wrong)
+    assert refused.value.oauth_error == "invalid_client"
+    assert secret not in str(refused.value)

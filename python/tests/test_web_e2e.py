@@ -494,3 +494,42 @@ def test_oauth_token_endpoint_over_http(make_site: SiteFactory) -> None:
     assert r.status_code == 400 and r.json()["error"] == "invalid_scope"
     r = c.post("/oauth/token", data={"grant_type": "password"})
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+
+
+def test_named_credential_pointing_at_the_org_over_http(make_site: SiteFactory) -> None:
+    """A job calls out with a named credential whose token endpoint is the org itself (served
+    by the example app): it gets an OAUTH2 session of the integration user, the job never sees
+    a session ID, and the callout reaches the protected API with the granted token."""
+    from sessionward import credentials, jobs
+
+    site = make_site(trusted_ranges=["127.0.0.0/8"])
+    site.org.add_user("integration", "staff")
+    secret = remember_secret(site.org.register_oauth_client("reporting", "integration", ["read"]))
+    registry = credentials.CredentialRegistry()
+    registry.register(
+        credentials.NamedCredential(
+            "ORG",
+            site.url,
+            credentials.OAuthClientCredentials(f"{site.url}/oauth/token", "reporting", secret, ["read"]),
+            allowed_kinds={jobs.JobKind.BATCH},
+        )
+    )
+
+    def sync() -> dict[str, Any]:
+        ctx = jobs.current_context()
+        assert ctx.session_id is None
+        response = ctx.credentials["ORG"].request("GET", "callout:ORG/api/me")
+        assert response.status == 200, response.status
+        body: dict[str, Any] = response.json()
+        return body
+
+    me = jobs.run_job(sync, kind=jobs.JobKind.BATCH, run_as="integration", credentials=registry)
+    assert me["user"] == "integration" and me["session_type"] == "OAUTH2"
+    listed = site.org.sessions(user="integration")
+    assert listed.total == 1 and listed.rows[0].session_type == sw.SessionType.OAUTH2
+    with pytest.raises(credentials.CredentialNotPermitted):
+        jobs.run_job(
+            lambda: jobs.current_context().credentials["ORG"],
+            kind=jobs.JobKind.SCHEDULED,
+            credentials=registry,
+        )
