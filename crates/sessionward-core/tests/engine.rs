@@ -380,11 +380,28 @@ fn operation_requirements_and_range_enforcement_follow_current_settings() {
             .validate(token, ip("10.0.0.1"), Requirement::Operation("setup")),
         Err(Refusal::StepUpRequired { .. })
     ));
+    org.engine.drain_events();
     let stepped = org
         .engine
         .step_up(token, ip("10.0.0.1"), LoginMethod::Mfa)
         .unwrap();
     assert_eq!(stepped.level, SecurityLevel::HighAssurance);
+    let events = org.engine.drain_events();
+    assert_eq!(
+        events.last().map(|event| event.kind),
+        Some(EventKind::SteppedUp(SecurityLevel::HighAssurance)),
+        "a step-up that raised the level is audited"
+    );
+    org.engine
+        .step_up(token, ip("10.0.0.1"), LoginMethod::Mfa)
+        .unwrap();
+    assert!(
+        org.engine
+            .drain_events()
+            .iter()
+            .all(|event| event.kind.code() != "stepped_up"),
+        "a step-up that changed nothing is not"
+    );
     assert!(org
         .engine
         .validate(token, ip("10.0.0.1"), Requirement::Operation("setup"))
