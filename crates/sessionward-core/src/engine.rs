@@ -1392,15 +1392,8 @@ impl Engine {
             return Err(Refusal::Ended(reason));
         }
         let last_seen = record.last_seen.load(Ordering::Relaxed);
-        let idle_deadline = u64::from(last_seen) + u64::from(record.idle_secs);
-        let absolute_deadline = u64::from(record.absolute_deadline);
-        let now64 = u64::from(now);
-        if now64 >= idle_deadline.min(absolute_deadline) {
-            let kind = if absolute_deadline <= idle_deadline {
-                ExpiryKind::Absolute
-            } else {
-                ExpiryKind::Idle
-            };
+        if u64::from(now) >= record.valid_until(last_seen) {
+            let kind = record.expiry_kind(last_seen);
             let first_report = state & EXPIRY_REPORTED == 0
                 && record.state.fetch_or(EXPIRY_REPORTED, Ordering::AcqRel) & EXPIRY_REPORTED == 0;
             if first_report {
@@ -1548,12 +1541,7 @@ impl Engine {
         }
         let last_seen = record.last_seen.load(Ordering::Relaxed);
         if u64::from(now) >= record.valid_until(last_seen) {
-            let kind = if record.absolute_deadline <= last_seen.saturating_add(record.idle_secs) {
-                ExpiryKind::Absolute
-            } else {
-                ExpiryKind::Idle
-            };
-            return Err(Refusal::Expired(kind));
+            return Err(Refusal::Expired(record.expiry_kind(last_seen)));
         }
         if !applies(record) {
             return Ok(false);
@@ -1851,13 +1839,7 @@ impl Engine {
                 && now64 >= record.valid_until(last_seen)
             {
                 record.state.fetch_or(EXPIRY_REPORTED, Ordering::AcqRel);
-                let kind = if record.absolute_deadline <= last_seen.saturating_add(record.idle_secs)
-                {
-                    ExpiryKind::Absolute
-                } else {
-                    ExpiryKind::Idle
-                };
-                expired.push((record.hash(), record.user, kind));
+                expired.push((record.hash(), record.user, record.expiry_kind(last_seen)));
             }
             let keep = now64 < record.removable_at(retention);
             if !keep {

@@ -159,6 +159,18 @@ impl Record {
         (u64::from(last_seen) + u64::from(self.idle_secs)).min(u64::from(self.absolute_deadline))
     }
 
+    /// Which timeout a session whose last activity is `last_seen` runs into first: the
+    /// maximum length when it comes no later than the idle deadline.
+    #[inline]
+    pub(crate) fn expiry_kind(&self, last_seen: u32) -> crate::ExpiryKind {
+        let idle_deadline = u64::from(last_seen) + u64::from(self.idle_secs);
+        if u64::from(self.absolute_deadline) <= idle_deadline {
+            crate::ExpiryKind::Absolute
+        } else {
+            crate::ExpiryKind::Idle
+        }
+    }
+
     /// Ends a live, unexpired session with `reason`; false if it was already ended or expired.
     ///
     /// Takes effect for every validation that starts after it returns (release store on the
