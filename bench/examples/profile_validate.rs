@@ -26,7 +26,8 @@ fn main() {
         .unwrap_or(20);
     for _ in 0..rounds {
         for i in 0..(1 << 18) {
-            let token = &stream[i * 53..i * 53 + 53];
+            let token =
+                &stream[i * sessionward_core::TOKEN_LEN..(i + 1) * sessionward_core::TOKEN_LEN];
             ok += u64::from(
                 engine
                     .validate(std::hint::black_box(token), ip, Requirement::Any)

@@ -11,7 +11,7 @@ loggers (a filter on a logger only sees records logged on that very logger)::
     handler.addFilter(sessionward.RedactTokens())
     logging.getLogger().addHandler(handler)
 
-Every well-formed token (``swd_`` + 43 base62 characters + a 6-character checksum) in the
+Every well-formed token (``swd_`` + 54 base62 characters + a 6-character checksum) in the
 message, in its arguments, in the formatted exception and in the stack info is replaced
 with ``swd_[REDACTED]``. Records without a token pass through untouched. The filter never
 drops a record.

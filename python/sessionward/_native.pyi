@@ -65,7 +65,7 @@ TOKEN_PREFIX: Final[str]
 """Prefix of every token: ``"swd_"``."""
 
 TOKEN_LEN: Final[int]
-"""Length of every token: 53 characters (prefix, 43 base62 characters, 6-character checksum)."""
+"""Length of every token: 64 characters (prefix, 11-character selector, 43-character secret, 6-character checksum)."""
 
 MAX_PAGE_SIZE: Final[int]
 """Largest `limit` of `Org.sessions`: 10,000."""

@@ -1,13 +1,14 @@
 """The sessionward bearer-token format, in pure Python.
 
-A token is ``swd_`` + 43 base62 characters (the 32 random bytes as one
-big-endian base-62 number, zero-padded) + 6 base62 characters encoding
-``zlib.crc32`` of the first 47 characters as a fixed-width big-endian base-62
-number: 53 characters in all. The alphabet is ``0-9A-Za-z`` in that order.
+A token is ``swd_`` + 11 base62 characters (the 64-bit selector, which locates
+the session and is its public handle) + 43 base62 characters (the 32-byte secret
+as one big-endian base-62 number, zero-padded) + 6 base62 characters encoding
+``zlib.crc32`` of the first 58 characters as a fixed-width big-endian base-62
+number: 64 characters in all. The alphabet is ``0-9A-Za-z`` in that order.
 
 The checksum lets secret scanners, the job enqueue guard and the log-redaction
 filter tell a real token from something that merely looks like one (a random
-49-character base62 string passes the check with probability 2**-32).
+60-character base62 string passes the check with probability 2**-32).
 
 This module never generates production tokens (the Rust core does, from a
 CSPRNG); :func:`make_token_for_tests` exists so tests can build valid tokens
@@ -31,15 +32,17 @@ __all__ = [
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _INDEX = {c: i for i, c in enumerate(_ALPHABET)}
 _PREFIX = "swd_"
-_BODY_LEN = 43
+_SELECTOR_LEN = 11
+_SECRET_LEN = 43
 _CRC_LEN = 6
-_CHECKED_LEN = len(_PREFIX) + _BODY_LEN  # 47: what the CRC covers
-_TOKEN_LEN = _CHECKED_LEN + _CRC_LEN  # 53
+_SECRET_AT = len(_PREFIX) + _SELECTOR_LEN  # 15
+_CHECKED_LEN = _SECRET_AT + _SECRET_LEN  # 58: what the CRC covers
+_TOKEN_LEN = _CHECKED_LEN + _CRC_LEN  # 64
 _RANDOM_BYTES = 32
 _REDACTED = "swd_[REDACTED]"
 
 TOKEN_PATTERN: re.Pattern[str] = re.compile(
-    r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))swd_[0-9A-Za-z]{49}(?![0-9A-Za-z])"
+    r"(?:(?<![0-9A-Za-z])|(?<=%[0-9A-Fa-f]{2}))swd_[0-9A-Za-z]{60}(?![0-9A-Za-z])"
 )
 """Finds token-shaped substrings.
 
@@ -51,7 +54,7 @@ like a token; check it with :func:`is_token`, or use :func:`find_tokens` and
 :func:`redact`, which verify the checksum.
 """
 
-_EXACT = re.compile(r"swd_[0-9A-Za-z]{49}\Z")
+_EXACT = re.compile(r"swd_[0-9A-Za-z]{60}\Z")
 
 
 def _encode(n: int, width: int) -> str:
@@ -76,21 +79,24 @@ def _checksum(head: str) -> str:
 
 
 def _checksum_ok(candidate: str) -> bool:
-    # candidate is already known to be swd_ + 49 base62 characters
+    # candidate is already known to be swd_ + 60 base62 characters
     return _checksum(candidate[:_CHECKED_LEN]) == candidate[_CHECKED_LEN:]
 
 
 def is_token(s: str) -> bool:
     """Return True if ``s`` is exactly one well-formed token.
 
-    Checks the prefix, the length, the alphabet, the checksum, and that the
-    43-character body encodes a number below 2**256 (i.e. came from 32 bytes).
+    Checks the prefix, the length, the alphabet, the checksum, that the selector
+    is a nonzero number below 2**64 and that the secret is below 2**256 (i.e. came
+    from 32 bytes).
     """
     if not isinstance(s, str) or len(s) != _TOKEN_LEN or _EXACT.match(s) is None:
         return False
     if not _checksum_ok(s):
         return False
-    return _decode(s[len(_PREFIX) : _CHECKED_LEN]) < (1 << (8 * _RANDOM_BYTES))
+    selector = _decode(s[len(_PREFIX) : _SECRET_AT])
+    secret = _decode(s[_SECRET_AT:_CHECKED_LEN])
+    return 0 < selector < (1 << 64) and secret < (1 << (8 * _RANDOM_BYTES))
 
 
 def find_tokens(text: str) -> list[tuple[int, int]]:
@@ -116,8 +122,17 @@ def redact(text: str) -> str:
 
 
 def make_token_for_tests(rand_bytes: bytes) -> str:
-    """Build a valid token from exactly 32 bytes (for tests: pass ``os.urandom(32)``)."""
+    """Build a valid token from exactly 32 bytes (for tests: pass ``os.urandom(32)``).
+
+    The bytes are the secret; the selector is taken from their first 8 bytes
+    (nonzero), so different bytes give different selectors.
+    """
     if not isinstance(rand_bytes, (bytes, bytearray)) or len(rand_bytes) != _RANDOM_BYTES:
         raise ValueError(f"rand_bytes must be {_RANDOM_BYTES} bytes")
-    head = _PREFIX + _encode(int.from_bytes(rand_bytes, "big"), _BODY_LEN)
+    selector = int.from_bytes(rand_bytes[:8], "big") or 1
+    head = (
+        _PREFIX
+        + _encode(selector, _SELECTOR_LEN)
+        + _encode(int.from_bytes(rand_bytes, "big"), _SECRET_LEN)
+    )
     return head + _checksum(head)

@@ -31,7 +31,7 @@ ISSUED: set[str] = set()
 TEXTS: list[str] = []
 _lock = threading.Lock()
 
-_TOKEN_SHAPE = re.compile(r"swd_[0-9A-Za-z]{49}")
+_TOKEN_SHAPE = re.compile(r"swd_[0-9A-Za-z]{%d}" % (sw.TOKEN_LEN - len(sw.TOKEN_PREFIX)))
 
 
 def remember_secret(secret: str) -> str:

@@ -57,10 +57,10 @@ def test_tokens_with_a_valid_checksum_but_unknown(busy_org: TrackedOrg) -> None:
         "Bearer swd_",
         "ghp_" + "a" * 36,  # another vendor's token format
         "eyJhbGciOiJIUzI1NiJ9.e30.sig",  # a JWT
-        "swd_" + "0" * 49,  # the right shape, a wrong checksum
-        "SWD_" + "a" * 49,
-        " " * 53,
-        "swd_" + "\u0430" * 49,  # Cyrillic look-alikes
+        "swd_" + "0" * 60,  # the right shape, a wrong checksum
+        "SWD_" + "a" * 60,
+        " " * 64,
+        "swd_" + "\u0430" * 60,  # Cyrillic look-alikes
         "x" * 10_000_000,  # enormous
     ],
 )

@@ -56,7 +56,7 @@ def test_exception_hierarchy() -> None:
 
 
 def test_token_constants_and_helpers() -> None:
-    assert sw.TOKEN_PREFIX == "swd_" and sw.TOKEN_LEN == 53
+    assert sw.TOKEN_PREFIX == "swd_" and sw.TOKEN_LEN == 64
     assert sw.MAX_PAGE_SIZE == 10_000
     assert not sw.is_well_formed("swd_nope") and not sw.is_well_formed(None)
     assert sw.redact_tokens("nothing here") == "nothing here"

@@ -38,13 +38,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::events::{EventListener, EventLog};
 use crate::settings::check_name;
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
-use crate::table::{NewRecord, Record, Table, EXPIRY_REPORTED, STATE_LIVE};
-use crate::token::TokenDigest;
+use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, STATE_LIVE};
+use crate::token::{selector_of, sha256, TokenDigest};
 use crate::{
     is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
     ExpiryKind, Handle, Issued, LoginMethod, LoginOutcome, LoginRequest, OrgSettings, Profile,
@@ -67,6 +67,53 @@ pub const DEFAULT_ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 #[repr(align(128))]
 struct Shard {
     state: RwLock<ShardState>,
+    /// Where the table's slots are, for prefetching before the lock is taken.
+    slots_hint: SlotsHint,
+}
+
+impl Shard {
+    fn new(state: ShardState) -> Self {
+        let slots_hint = SlotsHint::default();
+        slots_hint.publish(&state.table);
+        Self {
+            state: RwLock::new(state),
+            slots_hint,
+        }
+    }
+
+    /// Takes the write lock; the guard republishes the slots hint when it is dropped, since
+    /// any insert or removal may have moved the slots.
+    fn write(&self) -> ShardWriteGuard<'_> {
+        ShardWriteGuard {
+            state: self.state.write(),
+            slots_hint: &self.slots_hint,
+        }
+    }
+}
+
+/// A shard's write lock (see [`Shard::write`]).
+struct ShardWriteGuard<'a> {
+    state: RwLockWriteGuard<'a, ShardState>,
+    slots_hint: &'a SlotsHint,
+}
+
+impl std::ops::Deref for ShardWriteGuard<'_> {
+    type Target = ShardState;
+    fn deref(&self) -> &ShardState {
+        &self.state
+    }
+}
+
+impl std::ops::DerefMut for ShardWriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut ShardState {
+        &mut self.state
+    }
+}
+
+impl Drop for ShardWriteGuard<'_> {
+    fn drop(&mut self) {
+        self.slots_hint.publish(&self.state.table);
+    }
 }
 
 struct ShardState {
@@ -330,12 +377,12 @@ impl EngineBuilder {
         }
         let policy = directory.validation_policy();
         let shards = (0..self.shards)
-            .map(|_| Shard {
-                state: RwLock::new(ShardState {
+            .map(|_| {
+                Shard::new(ShardState {
                     table: Table::default(),
                     policy: Arc::clone(&policy),
                     next_sweep: 0,
-                }),
+                })
             })
             .collect();
         let mut engine = Engine {
@@ -682,7 +729,7 @@ impl Engine {
                 && now < record.valid_until(record.last_seen.load(Ordering::Relaxed));
             let hash = record.hash();
             let shard = &self.shards[(hash & self.shard_mask) as usize];
-            if shard.state.write().table.insert(record).is_ok() && live {
+            if shard.write().table.insert(record).is_ok() && live {
                 if let Some(Some(user)) = directory.users.get(session.user as usize) {
                     user.sessions.lock().handles.push(hash);
                 }
@@ -984,7 +1031,7 @@ impl Engine {
                 offered: level,
             });
         }
-        let device = request.device.map(|device| TokenDigest::of(device).0);
+        let device = request.device.map(sha256);
         let trusted = context
             .settings
             .trusted_ranges()
@@ -1019,7 +1066,7 @@ impl Engine {
     ) -> Result<LoginOutcome, Error> {
         let now = self.now32();
         let pending = if is_well_formed(secret) {
-            self.challenges.lock().remove(&TokenDigest::of(secret).0)
+            self.challenges.lock().remove(&sha256(secret))
         } else {
             None
         };
@@ -1112,7 +1159,7 @@ impl Engine {
                 }
             }
             challenges.insert(
-                TokenDigest::of(secret.expose_secret()).0,
+                sha256(secret.expose_secret()),
                 PendingChallenge {
                     user: Arc::clone(&context.user),
                     ip,
@@ -1193,7 +1240,8 @@ impl Engine {
 
         loop {
             let token = Token::generate()?;
-            let digest = TokenDigest::of(token.expose_secret());
+            let digest = TokenDigest::of_well_formed(token.expose_secret())
+                .expect("generated tokens are well-formed");
             let record = Record::new(&NewRecord {
                 digest: digest.0,
                 origin: ip,
@@ -1213,7 +1261,7 @@ impl Engine {
             let mut swept = Vec::new();
             let mut forgotten = Vec::new();
             {
-                let mut shard = self.shard(hash).state.write();
+                let mut shard = self.shard(hash).write();
                 if shard.table.insert(record).is_err() {
                     // 64-bit handle collision (or a zero hash): draw another token.
                     continue;
@@ -1254,7 +1302,6 @@ impl Engine {
                 if let Err(err) = self.persist(changes) {
                     // Not durable: the token is never handed out, and the session goes.
                     self.shard(hash)
-                        .state
                         .write()
                         .table
                         .retain(|record| record.hash() != hash);
@@ -1324,10 +1371,14 @@ impl Engine {
         ip: IpAddr,
         requirement: Requirement<'_>,
     ) -> Result<SessionInfo, Refusal> {
+        // The selector names the slot: start loading it now, so that the cache miss overlaps
+        // with the checksum and SHA-256 below instead of following them.
+        let selector = selector_of(token).ok_or(Refusal::Malformed)?;
+        self.shard(selector).slots_hint.prefetch(selector);
         if !is_well_formed(token) {
             return Err(Refusal::Malformed);
         }
-        let digest = TokenDigest::of(token);
+        let digest = TokenDigest::of_token(token, selector);
         self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
     }
 
@@ -1335,11 +1386,11 @@ impl Engine {
     /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
     /// when one address is given for all). Reads the clock once.
     ///
-    /// Works in chunks of 16: it first hashes every token of the chunk and prefetches each
-    /// one's home slot, then looks them up, so the cache misses of a chunk overlap with each
-    /// other and with the hashing instead of following one another.
+    /// Works in chunks of 16: it first reads every token's selector and prefetches its home
+    /// slot, then checks, hashes and looks up each one, so the cache misses of a chunk overlap
+    /// with each other and with the hashing instead of following one another.
     ///
-    /// Locking: per token, one shard read lock for the prefetch and one for the lookup.
+    /// Locking: per token, one shard read lock for the lookup (prefetching takes none).
     pub fn validate_many<S: AsRef<str>>(
         &self,
         tokens: &[S],
@@ -1351,22 +1402,19 @@ impl Engine {
         let now = self.now32();
         results.clear();
         results.reserve(tokens.len());
-        let mut digests = [None; CHUNK];
         for (chunk_index, chunk) in tokens.chunks(CHUNK).enumerate() {
-            for (slot, token) in digests.iter_mut().zip(chunk) {
-                let token = token.as_ref();
-                *slot = is_well_formed(token).then(|| TokenDigest::of(token));
-                if let Some(digest) = slot {
-                    let hash = digest.handle().0;
-                    self.shard(hash).state.read().table.prefetch(hash);
+            for token in chunk {
+                if let Some(selector) = selector_of(token.as_ref()) {
+                    self.shard(selector).slots_hint.prefetch(selector);
                 }
             }
-            for (offset, digest) in digests.iter().take(chunk.len()).enumerate() {
+            for (offset, token) in chunk.iter().enumerate() {
                 let index = chunk_index * CHUNK + offset;
                 let ip = ips.get(index).or(ips.first()).copied();
+                let digest = TokenDigest::of_well_formed(token.as_ref());
                 results.push(match (digest, ip) {
                     (Some(digest), Some(ip)) => {
-                        self.validate_digest(digest, ip.to_canonical(), requirement, now, None)
+                        self.validate_digest(&digest, ip.to_canonical(), requirement, now, None)
                     }
                     (None, _) => Err(Refusal::Malformed),
                     (Some(_), None) => Err(Refusal::IpMismatch),
@@ -1472,13 +1520,11 @@ impl Engine {
         ip: IpAddr,
         method: LoginMethod,
     ) -> Result<SessionInfo, Refusal> {
-        if !is_well_formed(token) {
-            return Err(Refusal::Malformed);
-        }
+        let digest = TokenDigest::of_well_formed(token).ok_or(Refusal::Malformed)?;
         let level = self.directory.read().settings.level_for(method);
         let now = self.now32();
         let info = self.validate_digest(
-            &TokenDigest::of(token),
+            &digest,
             ip.to_canonical(),
             Requirement::Any,
             now,
@@ -1529,10 +1575,7 @@ impl Engine {
         reason: EndReason,
         applies: impl Fn(&Record) -> bool,
     ) -> Result<bool, Refusal> {
-        if !is_well_formed(token) {
-            return Err(Refusal::Malformed);
-        }
-        let digest = TokenDigest::of(token);
+        let digest = TokenDigest::of_well_formed(token).ok_or(Refusal::Malformed)?;
         let now = self.now32();
         let shard = self.shard(digest.handle().0).state.read();
         let record = shard.table.find(&digest.0).ok_or(Refusal::Unknown)?;
@@ -1796,7 +1839,7 @@ impl Engine {
         for _ in 0..shards.min(self.shards.len()) {
             let index =
                 self.sweep_cursor.fetch_add(1, Ordering::Relaxed) & self.shard_mask as usize;
-            let mut shard = self.shards[index].state.write();
+            let mut shard = self.shards[index].write();
             let before = expired.len();
             let forget = self.store.is_some().then_some(&mut forgotten);
             stats.removed += self.sweep_locked(&mut shard, now, &mut expired, forget);

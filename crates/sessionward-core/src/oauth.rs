@@ -16,7 +16,6 @@ use std::net::IpAddr;
 use parking_lot::RwLock;
 
 use crate::settings::check_name;
-use crate::token::TokenDigest;
 use crate::{
     DenyReason, Engine, Error, LoginMethod, LoginOutcome, LoginRequest, SessionInfo, SessionType,
     Token,
@@ -174,7 +173,7 @@ impl OAuthClients {
                 run_as: run_as.to_owned(),
                 scopes: set,
             },
-            secret_digest: TokenDigest::of(secret.expose_secret()).0,
+            secret_digest: crate::token::sha256(secret.expose_secret()),
         };
         self.clients.write().insert(client_id.to_owned(), entry);
         Ok(secret)
@@ -211,7 +210,7 @@ impl OAuthClients {
     ) -> Result<Grant, GrantError> {
         let (run_as, granted) = {
             let clients = self.clients.read();
-            let presented = TokenDigest::of(client_secret).0;
+            let presented = crate::token::sha256(client_secret);
             let entry = clients.get(client_id);
             // Compare against a dummy digest for unknown clients so both paths cost the same.
             let expected = entry.map_or([0xA5; 32], |entry| entry.secret_digest);

@@ -18,7 +18,7 @@
 //! search is: misses stay short even at high load.
 
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
 /// Live state; any other value of [`Record::state`] below `EXPIRY_REPORTED` is an end reason.
 pub(crate) const STATE_LIVE: u8 = 0;
@@ -218,6 +218,41 @@ pub(crate) struct Table {
     len: usize,
 }
 
+/// Where a table's slots are, readable without the table's lock, so that a validation can start
+/// loading a session's home slot before it takes the lock and hashes the token.
+///
+/// The owner republishes it after every change that may move the slots. A reader may see a
+/// stale or half-updated pair (base of one allocation, capacity of another); the only use is a
+/// prefetch, which is a hint that cannot fault, so the worst case is one useless prefetch.
+#[derive(Debug, Default)]
+pub(crate) struct SlotsHint {
+    base: AtomicUsize,
+    capacity: AtomicUsize,
+}
+
+impl SlotsHint {
+    /// Records where `table`'s slots are now.
+    pub(crate) fn publish(&self, table: &Table) {
+        self.base
+            .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
+        self.capacity.store(table.slots.len(), Ordering::Relaxed);
+    }
+
+    /// Starts loading the home slot of `hash` (and the line after it, since a 76-byte record
+    /// and its Robin Hood neighbour may straddle two lines) into the cache.
+    #[inline]
+    pub(crate) fn prefetch(&self, hash: u64) {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let home = ((u128::from(hash) * capacity as u128) >> 64) as usize;
+        let address = self
+            .base
+            .load(Ordering::Relaxed)
+            .wrapping_add(home.wrapping_mul(std::mem::size_of::<Record>()));
+        crate::prefetch::prefetch_read(address);
+        crate::prefetch::prefetch_read(address.wrapping_add(64));
+    }
+}
+
 /// Why an insert did not happen.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum InsertError {
@@ -284,20 +319,6 @@ impl Table {
             distance += 1;
             slot = self.next(slot);
         }
-    }
-
-    /// Starts loading the home slot of `hash` (and the line after it, since a 76-byte record
-    /// and its Robin Hood neighbour may straddle two lines) into the cache, so that a later
-    /// [`find`](Self::find) does not wait for memory.
-    #[inline]
-    pub(crate) fn prefetch(&self, hash: u64) {
-        if self.slots.is_empty() {
-            return;
-        }
-        let address =
-            self.slots.as_ptr() as usize + self.home(hash) * std::mem::size_of::<Record>();
-        crate::prefetch::prefetch_read(address);
-        crate::prefetch::prefetch_read(address + 64);
     }
 
     /// The record with this digest.

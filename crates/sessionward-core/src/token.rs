@@ -1,13 +1,23 @@
 //! Bearer tokens, their digests and the public session handle.
 //!
-//! A token is `swd_` + 43 base62 characters (256 random bits from ChaCha20 seeded by the OS) + 6
-//! base62 characters of the CRC32 of everything before them: 53 ASCII characters. The fixed shape
-//! lets [`validate`](crate::Engine::validate) refuse malformed input before touching the table, and
+//! A token is `swd_` + 11 base62 characters of a 64-bit random **selector** + 43 base62
+//! characters of a 256-bit random **secret** (both from ChaCha20 seeded by the OS) + 6 base62
+//! characters of the CRC32 of everything before them: 64 ASCII characters. The fixed shape lets
+//! [`validate`](crate::Engine::validate) refuse malformed input before it hashes anything, and
 //! lets secret scanners and [`redact_tokens`] find leaked tokens in logs.
 //!
-//! The engine never stores a token: the table is keyed by its SHA-256 digest, so a copy of memory
-//! or of a database file yields nothing that validates. The [`Handle`] shown to admins is the first
-//! 64 bits of that digest; finding a token for a handle means inverting SHA-256.
+//! # Split token: why a selector
+//!
+//! The engine never stores a token. A session's record is keyed by the selector (which picks
+//! its shard and slot) and holds the first 192 bits of the SHA-256 of the token's 54 random
+//! characters. The selector is public: it *is* the [`Handle`] shown to admins and in events,
+//! and knowing it gains nothing, because validating still needs the 256-bit secret, and the
+//! stored digest prefix only yields one by inverting SHA-256 (2^192 work). So a copy of memory
+//! or of a database file yields nothing that validates.
+//!
+//! What the selector buys is speed: a validation knows which slot to read *before* it hashes,
+//! so the slot's cache miss (the dominant cost on a large table) overlaps with the SHA-256
+//! instead of following it. This is the selector/verifier construction of split tokens.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -15,6 +25,7 @@ use std::str::FromStr;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
+use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest as _, Sha256};
 
 use crate::Error;
@@ -22,10 +33,18 @@ use crate::Error;
 /// Prefix of every sessionward token.
 pub const TOKEN_PREFIX: &str = "swd_";
 /// Length in bytes (= characters, all ASCII) of every sessionward token.
-pub const TOKEN_LEN: usize = 53;
-const BODY_LEN: usize = 43;
+pub const TOKEN_LEN: usize = 64;
+/// Characters of the selector: 62^11 > 2^64.
+const SELECTOR_LEN: usize = 11;
+/// Characters of the secret: 62^43 > 2^256.
+const SECRET_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
-const CHECKED_LEN: usize = TOKEN_PREFIX.len() + BODY_LEN;
+const SELECTOR_AT: usize = TOKEN_PREFIX.len();
+const SECRET_AT: usize = SELECTOR_AT + SELECTOR_LEN;
+const CHECKED_LEN: usize = SECRET_AT + SECRET_LEN;
+const _: () = assert!(CHECKED_LEN + CHECKSUM_LEN == TOKEN_LEN);
+/// 62^6: the selector is decoded as 5 high digits times this plus 6 low digits.
+const BASE62_POW6: u64 = 62 * 62 * 62 * 62 * 62 * 62;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// Value of each ASCII byte as a base62 digit, or `0xFF`.
@@ -54,9 +73,16 @@ impl Token {
 
     /// Generates a fresh token from this thread's ChaCha20 stream.
     pub(crate) fn generate() -> Result<Self, Error> {
-        let mut random = [0_u8; 32];
+        let mut random = [0_u8; 40];
         fill_random(&mut random)?;
-        Ok(Self(encode(&random)))
+        let mut selector = [0_u8; 8];
+        selector.copy_from_slice(&random[..8]);
+        let mut secret = [0_u8; 32];
+        secret.copy_from_slice(&random[8..]);
+        // A zero selector marks an empty slot; the engine draws again on any taken selector,
+        // and this keeps the (2^-64) zero case out of the table's way entirely.
+        let selector = u64::from_le_bytes(selector).max(1);
+        Ok(Self(encode(selector, &secret)))
     }
 }
 
@@ -72,23 +98,67 @@ impl fmt::Display for Token {
     }
 }
 
-/// SHA-256 of a token: what the table stores in place of the token.
+/// What the table keys a session by: the selector (8 bytes, little-endian) followed by the
+/// first 24 bytes of the SHA-256 of the token's selector and secret characters.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TokenDigest(pub(crate) [u8; 32]);
 
 impl TokenDigest {
-    /// Digest of a token the caller already checked with [`is_well_formed`].
-    pub(crate) fn of(token: &str) -> Self {
-        Self(Sha256::digest(token.as_bytes()).into())
+    /// The key of a token the caller already checked with [`is_well_formed`] and whose
+    /// selector is `selector` (from [`selector_of`]).
+    ///
+    /// The 54 hashed characters plus SHA-256's padding fill exactly one 64-byte block, so this
+    /// is a single compression (no streaming state, no buffering).
+    #[inline]
+    pub(crate) fn of_token(token: &str, selector: u64) -> Self {
+        const HASHED: usize = SELECTOR_LEN + SECRET_LEN;
+        let mut block = [0_u8; 64];
+        block[..HASHED].copy_from_slice(&token.as_bytes()[SELECTOR_AT..CHECKED_LEN]);
+        block[HASHED] = 0x80;
+        block[56..].copy_from_slice(&((HASHED as u64) * 8).to_be_bytes());
+        let mut state = SHA256_INITIAL_STATE;
+        sha2::compress256(&mut state, &[GenericArray::from(block)]);
+        let mut key = [0_u8; 32];
+        key[..8].copy_from_slice(&selector.to_le_bytes());
+        for (out, word) in key[8..].chunks_exact_mut(4).zip(state) {
+            out.copy_from_slice(&word.to_be_bytes());
+        }
+        Self(key)
     }
 
-    /// The 64 bits that pick the shard and the slot, and that form the public handle.
+    /// The key of `token`, or `None` if it is malformed.
+    #[inline]
+    pub(crate) fn of_well_formed(token: &str) -> Option<Self> {
+        let selector = selector_of(token)?;
+        is_well_formed(token).then(|| Self::of_token(token, selector))
+    }
+
+    /// The selector: picks the shard and the slot, and is the public handle.
+    #[inline]
     pub(crate) fn handle(&self) -> Handle {
         let mut first = [0_u8; 8];
         first.copy_from_slice(&self.0[..8]);
         Handle(u64::from_le_bytes(first))
     }
 }
+
+/// SHA-256 of secrets that are not session tokens (device ids, challenge secrets, client
+/// secrets): what the engine keeps in their place.
+pub(crate) fn sha256(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+const SHA256_INITIAL_STATE: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
 
 impl fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -99,7 +169,8 @@ impl fmt::Debug for TokenDigest {
 
 /// Public identifier of a session, shown to admins and in events: `swh_` + 16 hex digits.
 ///
-/// It is derived from the token digest and cannot be used to authenticate.
+/// It is the token's selector (see the [module documentation](self)): it locates the session
+/// but cannot be used to authenticate, since that takes the token's 256-bit secret.
 ///
 /// # Examples
 ///
@@ -158,15 +229,18 @@ impl FromStr for Handle {
 /// ```
 /// assert!(!sessionward_core::is_well_formed("swd_not-a-token"));
 /// ```
+#[inline]
 pub fn is_well_formed(text: &str) -> bool {
     let bytes = text.as_bytes();
-    if bytes.len() != TOKEN_LEN || !bytes.starts_with(TOKEN_PREFIX.as_bytes()) {
+    if selector_of(text).is_none() {
         return false;
     }
-    if !bytes[TOKEN_PREFIX.len()..]
+    // Branch-free over the fixed-width body, so the compiler can vectorize it; the base62
+    // alphabet is exactly the ASCII letters and digits.
+    let body_is_base62 = bytes[SECRET_AT..]
         .iter()
-        .all(|&b| BASE62_VALUE[b as usize] != 0xFF)
-    {
+        .fold(true, |all, b| all & b.is_ascii_alphanumeric());
+    if !body_is_base62 {
         return false;
     }
     let mut stated: u64 = 0;
@@ -174,6 +248,39 @@ pub fn is_well_formed(text: &str) -> bool {
         stated = stated * 62 + u64::from(BASE62_VALUE[b as usize]);
     }
     stated == u64::from(crc32fast::hash(&bytes[..CHECKED_LEN]))
+}
+
+/// The selector of a token-shaped `text` (right length and prefix, a valid nonzero selector),
+/// without checking the rest: the first step of a validation, which lets it start loading the
+/// session's slot before it checks and hashes the rest.
+#[inline]
+pub(crate) fn selector_of(text: &str) -> Option<u64> {
+    let bytes = text.as_bytes();
+    if bytes.len() != TOKEN_LEN || !bytes.starts_with(TOKEN_PREFIX.as_bytes()) {
+        return None;
+    }
+    let digits = &bytes[SELECTOR_AT..SECRET_AT];
+    let mut invalid = 0_u8;
+    let mut high: u64 = 0;
+    for &b in &digits[..5] {
+        let digit = BASE62_VALUE[b as usize];
+        invalid |= digit;
+        high = high * 62 + u64::from(digit);
+    }
+    let mut low: u64 = 0;
+    for &b in &digits[5..] {
+        let digit = BASE62_VALUE[b as usize];
+        invalid |= digit;
+        low = low * 62 + u64::from(digit);
+    }
+    // Invalid digits are 0xFF, the only values with the top bit set.
+    if invalid & 0x80 != 0 {
+        return None;
+    }
+    let selector = u128::from(high) * u128::from(BASE62_POW6) + u128::from(low);
+    u64::try_from(selector)
+        .ok()
+        .filter(|&selector| selector != 0)
 }
 
 /// Replaces every well-formed token in `text` with `swd_[REDACTED]`.
@@ -210,34 +317,43 @@ pub fn redact_tokens(text: &str) -> String {
     out
 }
 
-/// Formats 32 random bytes as a token.
-fn encode(random: &[u8; 32]) -> String {
-    // Big-endian base-62 of the 256-bit number, fixed width: 62^43 > 2^256.
+/// Writes the number whose big-endian 32-bit limbs are `limbs` as fixed-width big-endian
+/// base62 into `out` (the number must fit; `limbs` is consumed as scratch).
+///
+/// Divides by 62^5 (which fits in 32 bits) per pass, so a 43-digit secret takes 9 passes over
+/// the limbs instead of 43.
+fn encode_base62(limbs: &mut [u32], out: &mut [u8]) {
+    const CHUNK: u64 = 62 * 62 * 62 * 62 * 62;
+    for digits in out.rchunks_mut(5) {
+        let mut remainder: u64 = 0;
+        for limb in limbs.iter_mut() {
+            let value = (remainder << 32) | u64::from(*limb);
+            *limb = (value / CHUNK) as u32;
+            remainder = value % CHUNK;
+        }
+        for slot in digits.iter_mut().rev() {
+            *slot = BASE62[(remainder % 62) as usize];
+            remainder /= 62;
+        }
+    }
+}
+
+/// Formats a selector and 32 random bytes as a token.
+fn encode(selector: u64, secret: &[u8; 32]) -> String {
+    let mut text = [0_u8; TOKEN_LEN];
+    text[..SELECTOR_AT].copy_from_slice(TOKEN_PREFIX.as_bytes());
+    encode_base62(
+        &mut [(selector >> 32) as u32, selector as u32],
+        &mut text[SELECTOR_AT..SECRET_AT],
+    );
     let mut limbs = [0_u32; 8];
-    for (limb, chunk) in limbs.iter_mut().zip(random.chunks_exact(4)) {
+    for (limb, chunk) in limbs.iter_mut().zip(secret.chunks_exact(4)) {
         *limb = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
-    let mut body = [0_u8; BODY_LEN];
-    for slot in body.iter_mut().rev() {
-        let mut remainder: u64 = 0;
-        for limb in &mut limbs {
-            let value = (remainder << 32) | u64::from(*limb);
-            *limb = (value / 62) as u32;
-            remainder = value % 62;
-        }
-        *slot = BASE62[remainder as usize];
-    }
-    let mut token = String::with_capacity(TOKEN_LEN);
-    token.push_str(TOKEN_PREFIX);
-    token.extend(body.iter().map(|&b| char::from(b)));
-    let mut checksum = u64::from(crc32fast::hash(token.as_bytes()));
-    let mut digits = [0_u8; CHECKSUM_LEN];
-    for slot in digits.iter_mut().rev() {
-        *slot = BASE62[(checksum % 62) as usize];
-        checksum /= 62;
-    }
-    token.extend(digits.iter().map(|&b| char::from(b)));
-    token
+    encode_base62(&mut limbs, &mut text[SECRET_AT..CHECKED_LEN]);
+    let checksum = crc32fast::hash(&text[..CHECKED_LEN]);
+    encode_base62(&mut [checksum], &mut text[CHECKED_LEN..]);
+    text.iter().map(|&b| char::from(b)).collect()
 }
 
 thread_local! {
@@ -248,7 +364,7 @@ thread_local! {
 /// Fills `out` from this thread's ChaCha20 stream, reseeding from the OS on first use and
 /// whenever the process id changed: a child forked after the parent issued tokens (gunicorn's
 /// preload) must never replay the parent's stream.
-fn fill_random(out: &mut [u8; 32]) -> Result<(), Error> {
+fn fill_random(out: &mut [u8]) -> Result<(), Error> {
     let pid = std::process::id();
     RNG.with(|cell| {
         let mut state = cell.borrow_mut();
@@ -295,10 +411,57 @@ mod tests {
     fn encoding_is_big_endian_base62() {
         let mut one = [0_u8; 32];
         one[31] = 1;
-        let token = encode(&one);
-        assert_eq!(&token[4..47], &format!("{}1", "0".repeat(42)));
-        let max = encode(&[0xFF; 32]);
+        let token = encode(62, &one);
+        assert_eq!(&token[SELECTOR_AT..SECRET_AT], "00000000010");
+        assert_eq!(
+            &token[SECRET_AT..CHECKED_LEN],
+            &format!("{}1", "0".repeat(42))
+        );
+        assert_eq!(selector_of(&token), Some(62));
+        let max = encode(u64::MAX, &[0xFF; 32]);
         assert!(is_well_formed(&max));
+        assert_eq!(selector_of(&max), Some(u64::MAX));
+    }
+
+    #[test]
+    fn selectors_round_trip() {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for shift in 0..64 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            for selector in [state >> shift, (1_u64 << shift), state | 1] {
+                let token = encode(selector.max(1), &[0xA5; 32]);
+                assert_eq!(selector_of(&token), Some(selector.max(1)));
+                assert!(is_well_formed(&token));
+            }
+        }
+    }
+
+    #[test]
+    fn selectors_past_64_bits_or_zero_are_malformed() {
+        // "LygHa16AHYG" is 2^64 in base62: one past the largest selector.
+        let over = format!("swd_LygHa16AHYG{}", "0".repeat(SECRET_LEN));
+        let checksum = crc32fast::hash(over.as_bytes());
+        let mut digits = [0_u8; CHECKSUM_LEN];
+        encode_base62(&mut [checksum], &mut digits);
+        let over = format!("{over}{}", std::str::from_utf8(&digits).unwrap());
+        assert_eq!(over.len(), TOKEN_LEN);
+        assert_eq!(selector_of(&over), None);
+        assert!(!is_well_formed(&over));
+        let zero = encode(0, &[7; 32]);
+        assert!(!is_well_formed(&zero));
+    }
+
+    #[test]
+    fn the_key_is_the_selector_then_a_sha256_prefix_of_the_random_part() {
+        let token = Token::generate().unwrap();
+        let text = token.expose_secret();
+        let selector = selector_of(text).unwrap();
+        let key = TokenDigest::of_token(text, selector);
+        assert_eq!(key.handle(), Handle(selector));
+        let full = Sha256::digest(&text.as_bytes()[SELECTOR_AT..CHECKED_LEN]);
+        assert_eq!(&key.0[8..], &full[..24], "one-block compression = SHA-256");
     }
 
     #[test]
@@ -327,7 +490,7 @@ mod tests {
     #[test]
     fn forked_child_reseeds() {
         // Simulate a fork: the thread-local state claims another pid, as a child would see.
-        let mut parent_stream = [0_u8; 32];
+        let mut parent_stream = [0_u8; 40];
         fill_random(&mut parent_stream).unwrap();
         RNG.with(|cell| {
             let mut state = cell.borrow_mut();

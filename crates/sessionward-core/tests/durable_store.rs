@@ -484,7 +484,46 @@ fn a_newer_format_version_is_refused() {
         }
     );
     assert_names_path(&err, &dir.db());
-    assert!(err.to_string().contains("format version 2"), "{err}");
+    let stated = format!("format version {}", FORMAT_VERSION + 1);
+    assert!(err.to_string().contains(&stated), "{err}");
+}
+
+/// Rewrites the stored format version of a closed database file.
+fn set_format_version(path: &Path, version: u64) {
+    let db = redb::Database::open(path).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut meta = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap();
+        meta.insert("format_version", version.to_le_bytes().as_slice())
+            .unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_version_1_file_keeps_its_org_and_drops_its_sessions() {
+    let dir = TempDir::new("migrate");
+    let (clock, issued) = sample_database(&dir, 5);
+    set_format_version(&dir.db(), 1);
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert_eq!(engine.user_profile("ada").unwrap().as_ref(), "staff");
+    assert_eq!(engine.stats().records, 0, "version-1 sessions are dropped");
+    for session in &issued {
+        assert_eq!(
+            check(&engine, session, "10.1.0.1"),
+            Err(Refusal::Unknown),
+            "a dropped session does not validate"
+        );
+    }
+    let fresh = login(&engine, "ada", "10.1.0.1");
+    drop(engine);
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert!(
+        check(&engine, &fresh, "10.1.0.1").is_ok(),
+        "migrated file is version 2"
+    );
 }
 
 #[test]

@@ -1,4 +1,4 @@
-//! The compact binary encoding of format version 1: sessions, settings, profiles and users.
+//! The compact binary encoding of format version 2: sessions, settings, profiles and users.
 //!
 //! Hand-rolled rather than serde: the values are few and fixed, the public settings types keep
 //! their fields private (they are rebuilt through their validating builders, so a stored value

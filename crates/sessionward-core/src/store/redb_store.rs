@@ -1,7 +1,7 @@
 //! The embedded store: one redb file, written by one committer thread that groups concurrent
 //! commits into one write transaction.
 //!
-//! # Tables (format version 1)
+//! # Tables (format version 2)
 //!
 //! | table | key | value |
 //! | --- | --- | --- |
@@ -45,8 +45,11 @@ use super::codec::{self, Malformed};
 use super::{SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::Error;
 
-/// The format version this build writes and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// The format version this build writes and the only one it reads.
+///
+/// Version 2 keys sessions by selector and SHA-256 prefix (64-character split tokens);
+/// version 1 files hold sessions of 53-character tokens, which no longer validate.
+pub const FORMAT_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const SESSIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("sessions");
@@ -196,7 +199,9 @@ impl RedbStore {
             Ok(db)
         })?;
         let db = opened;
-        check_format(&path, &db)?;
+        if check_format(&path, &db)? == 1 {
+            guarded(&path, || migrate_from_version_1(&path, &db))?;
+        }
         let next_seq = guarded(&path, || {
             let fail = |err: redb::Error| corrupt(&path, err);
             let read = db.begin_read().map_err(|e| fail(e.into()))?;
@@ -280,6 +285,29 @@ fn create(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Upgrades a version-1 file in one write transaction: its sessions belong to 53-character
+/// tokens, which no longer validate, so they and their ends, activity and levels go; the org
+/// (settings, profiles, users) stays. The version is written last, so a crash leaves a
+/// version-1 file that the next open migrates again.
+fn migrate_from_version_1(path: &Path, db: &Database) -> Result<(), Error> {
+    let fail = |err: redb::Error| corrupt(path, err);
+    let write = db.begin_write().map_err(|e| fail(e.into()))?;
+    write.delete_table(SESSIONS).map_err(|e| fail(e.into()))?;
+    write.delete_table(ENDS).map_err(|e| fail(e.into()))?;
+    write.delete_table(ACTIVITY).map_err(|e| fail(e.into()))?;
+    write.delete_table(LEVELS).map_err(|e| fail(e.into()))?;
+    {
+        write.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
+        write.open_table(ENDS).map_err(|e| fail(e.into()))?;
+        write.open_table(ACTIVITY).map_err(|e| fail(e.into()))?;
+        write.open_table(LEVELS).map_err(|e| fail(e.into()))?;
+        let mut meta = write.open_table(META).map_err(|e| fail(e.into()))?;
+        meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+            .map_err(|e| fail(e.into()))?;
+    }
+    write.commit().map_err(|e| fail(e.into()))
+}
+
 /// Writes the format version and creates the tables of a new database.
 fn init(path: &Path, db: &Database) -> Result<(), Error> {
     let fail = |err: redb::Error| corrupt(path, err);
@@ -325,8 +353,8 @@ fn guarded<T>(path: &Path, work: impl FnOnce() -> Result<T, Error>) -> Result<T,
     }
 }
 
-/// Checks the format version of an opened file.
-fn check_format(path: &Path, db: &Database) -> Result<(), Error> {
+/// Checks the format version of an opened file; returns it (1 or [`FORMAT_VERSION`]).
+fn check_format(path: &Path, db: &Database) -> Result<u64, Error> {
     guarded(path, || {
         let fail = |err: redb::Error| corrupt(path, err);
         let read = db.begin_read().map_err(|e| fail(e.into()))?;
@@ -356,7 +384,7 @@ fn check_format(path: &Path, db: &Database) -> Result<(), Error> {
             if found == 0 {
                 return Err(corrupt(path, "format version 0"));
             }
-            return Ok(());
+            return Ok(found);
         }
         Err(corrupt(
             path,

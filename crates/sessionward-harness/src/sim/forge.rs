@@ -1,13 +1,15 @@
 //! What attackers send: well-formed guesses and malformed or tampered tokens.
 //!
-//! The token format is public (`swd_` + 43 base62 + a 6-character base62 CRC32 of what precedes
-//! it), so a guesser can produce tokens that pass the shape check and reach the table lookup.
+//! The token format is public (`swd_`, an 11-character base62 selector below 2^64, 43 base62
+//! characters, and a 6-character base62 CRC32 of what precedes it), so a guesser can produce
+//! tokens that pass the shape check and reach the table lookup.
 
 use super::rng::SimRng;
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 const PREFIX: &str = "swd_";
-const BODY_LEN: usize = 43;
+const SELECTOR_LEN: usize = 11;
+const SECRET_LEN: usize = 43;
 const CHECKSUM_LEN: usize = 6;
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib and crc32fast compute it).
@@ -36,9 +38,16 @@ fn checksum(text: &str) -> String {
 /// A random token of the right shape and checksum: it passes the shape check and must be
 /// refused as unknown.
 pub(crate) fn well_formed_guess(rng: &mut SimRng) -> String {
-    let mut token = String::with_capacity(53);
+    let mut token = String::with_capacity(sessionward_core::TOKEN_LEN);
     token.push_str(PREFIX);
-    for _ in 0..BODY_LEN {
+    let mut selector = rng.next_u64().max(1);
+    let mut digits = [0_u8; SELECTOR_LEN];
+    for slot in digits.iter_mut().rev() {
+        *slot = BASE62[(selector % 62) as usize];
+        selector /= 62;
+    }
+    token.extend(digits.iter().map(|&b| char::from(b)));
+    for _ in 0..SECRET_LEN {
         token.push(char::from(BASE62[rng.below(62) as usize]));
     }
     let sum = checksum(&token);
@@ -73,9 +82,9 @@ pub(crate) fn malformed(rng: &mut SimRng, real: Option<&str>) -> String {
             guess[..keep].to_owned()
         }
         (4, _) => {
-            // Bytes that are not base62 at all, of a random length (sometimes 53).
+            // Bytes that are not base62 at all, of a random length (sometimes a token's).
             let len = if rng.chance(0.5) {
-                53
+                sessionward_core::TOKEN_LEN
             } else {
                 rng.below(200) as usize
             };

@@ -1,0 +1,140 @@
+//! Quick throughput probe (not a benchmark of record; criterion's `validate` bench is):
+//! `cargo run --release -p sessionward-bench --example throughput -- [sessions] [seconds]`
+//! prints validations per second for single calls and 64-token batches on 1 and 2 threads.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sessionward_bench::*;
+use sessionward_core::{Engine, Requirement};
+
+fn stream(tokens: &[String], seed: u64) -> String {
+    index_sequence(tokens.len(), 1 << 18, seed)
+        .iter()
+        .map(|&i| tokens[i as usize].as_str())
+        .collect()
+}
+
+fn run(
+    engine: &Arc<Engine>,
+    streams: &Arc<Vec<String>>,
+    threads: usize,
+    batch: bool,
+    for_: Duration,
+) -> f64 {
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = Arc::clone(engine);
+            let streams = Arc::clone(streams);
+            std::thread::spawn(move || {
+                let text = &streams[t];
+                let ip = [office()];
+                let mut done = 0_u64;
+                let mut ok = 0_u64;
+                let mut results = Vec::with_capacity(64);
+                let mut tokens: Vec<&str> = Vec::with_capacity(64);
+                while start.elapsed() < for_ {
+                    for round in 0..64 {
+                        if batch {
+                            tokens.clear();
+                            for i in 0..64 {
+                                let at =
+                                    ((round * 64 + i) % (1 << 18)) * sessionward_core::TOKEN_LEN;
+                                tokens.push(&text[at..at + sessionward_core::TOKEN_LEN]);
+                            }
+                            engine.validate_many(
+                                black_box(&tokens),
+                                &ip,
+                                Requirement::Any,
+                                &mut results,
+                            );
+                            ok += results.iter().filter(|r| r.is_ok()).count() as u64;
+                            done += 64;
+                        } else {
+                            for i in 0..64 {
+                                let at = (((done as usize) + i) % (1 << 18))
+                                    * sessionward_core::TOKEN_LEN;
+                                ok += u64::from(
+                                    engine
+                                        .validate(
+                                            black_box(&text[at..at + sessionward_core::TOKEN_LEN]),
+                                            ip[0],
+                                            Requirement::Any,
+                                        )
+                                        .is_ok(),
+                                );
+                            }
+                            done += 64;
+                        }
+                    }
+                }
+                assert_eq!(ok, done, "every token validates");
+                done
+            })
+        })
+        .collect();
+    let total: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+    total as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Logins per second into a fresh memory-only engine (10,000 users), `threads` threads.
+fn creates(threads: usize, per_thread: usize) -> f64 {
+    let engine = Arc::new(populate(0, |_| {}));
+    let names: Arc<Vec<String>> = Arc::new((0..10_000).map(|i| format!("creator{i}")).collect());
+    for name in names.iter() {
+        engine.add_user(name, "staff").expect("new user");
+    }
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let engine = Arc::clone(&engine);
+            let names = Arc::clone(&names);
+            std::thread::spawn(move || {
+                for i in 0..per_thread {
+                    let user = &names[(i * threads + t) % names.len()];
+                    let outcome = engine
+                        .login(&sessionward_core::LoginRequest::new(user, office()))
+                        .expect("login");
+                    black_box(outcome);
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().unwrap();
+    }
+    (threads * per_thread) as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("create") {
+        for threads in [1, 2] {
+            println!(
+                "create, {threads} thread(s): {:.2} M/s",
+                creates(threads, 500_000)
+            );
+        }
+        return;
+    }
+    let mut args = std::env::args().skip(1);
+    let sessions: usize = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
+    let seconds: f64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2.0);
+    let (engine, tokens) = populated_engine(sessions);
+    let engine = Arc::new(engine);
+    let streams = Arc::new(vec![stream(&tokens, 7), stream(&tokens, 8)]);
+    let for_ = Duration::from_secs_f64(seconds);
+    for threads in [1, 2] {
+        for batch in [false, true] {
+            let rate = run(&engine, &streams, threads, batch, for_);
+            println!(
+                "{sessions} sessions, {threads} thread(s), {}: {rate:.2} M/s",
+                if batch { "batch64" } else { "single" }
+            );
+        }
+    }
+}
