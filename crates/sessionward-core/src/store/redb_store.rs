@@ -292,19 +292,11 @@ fn create(path: &Path) -> Result<(), String> {
 fn migrate_from_version_1(path: &Path, db: &Database) -> Result<(), Error> {
     let fail = |err: redb::Error| corrupt(path, err);
     let write = db.begin_write().map_err(|e| fail(e.into()))?;
-    write.delete_table(SESSIONS).map_err(|e| fail(e.into()))?;
-    write.delete_table(ENDS).map_err(|e| fail(e.into()))?;
-    write.delete_table(ACTIVITY).map_err(|e| fail(e.into()))?;
-    write.delete_table(LEVELS).map_err(|e| fail(e.into()))?;
-    {
-        write.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
-        write.open_table(ENDS).map_err(|e| fail(e.into()))?;
-        write.open_table(ACTIVITY).map_err(|e| fail(e.into()))?;
-        write.open_table(LEVELS).map_err(|e| fail(e.into()))?;
-        let mut meta = write.open_table(META).map_err(|e| fail(e.into()))?;
-        meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
-            .map_err(|e| fail(e.into()))?;
+    for table in [SESSIONS.name(), ENDS.name(), ACTIVITY.name(), LEVELS.name()] {
+        let definition = TableDefinition::<u8, u8>::new(table);
+        write.delete_table(definition).map_err(|e| fail(e.into()))?;
     }
+    create_tables_and_version(&write).map_err(|e| fail(*e))?;
     write.commit().map_err(|e| fail(e.into()))
 }
 
@@ -312,18 +304,25 @@ fn migrate_from_version_1(path: &Path, db: &Database) -> Result<(), Error> {
 fn init(path: &Path, db: &Database) -> Result<(), Error> {
     let fail = |err: redb::Error| corrupt(path, err);
     let write = db.begin_write().map_err(|e| fail(e.into()))?;
-    {
-        let mut meta = write.open_table(META).map_err(|e| fail(e.into()))?;
-        meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
-            .map_err(|e| fail(e.into()))?;
-        write.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
-        write.open_table(ENDS).map_err(|e| fail(e.into()))?;
-        write.open_table(ACTIVITY).map_err(|e| fail(e.into()))?;
-        write.open_table(LEVELS).map_err(|e| fail(e.into()))?;
-        write.open_table(PROFILES).map_err(|e| fail(e.into()))?;
-        write.open_table(USERS).map_err(|e| fail(e.into()))?;
-    }
+    create_tables_and_version(&write).map_err(|e| fail(*e))?;
     write.commit().map_err(|e| fail(e.into()))
+}
+
+/// Creates every table that does not exist yet, then writes the format version.
+///
+/// The error is boxed: `redb::Error` is large, and this is a cold path.
+fn create_tables_and_version(write: &redb::WriteTransaction) -> Result<(), Box<redb::Error>> {
+    let open = |err: redb::TableError| Box::new(redb::Error::from(err));
+    write.open_table(SESSIONS).map_err(open)?;
+    write.open_table(ENDS).map_err(open)?;
+    write.open_table(ACTIVITY).map_err(open)?;
+    write.open_table(LEVELS).map_err(open)?;
+    write.open_table(PROFILES).map_err(open)?;
+    write.open_table(USERS).map_err(open)?;
+    let mut meta = write.open_table(META).map_err(open)?;
+    meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
+        .map_err(|err| Box::new(redb::Error::from(err)))?;
+    Ok(())
 }
 
 fn corrupt(path: &Path, err: impl std::fmt::Display) -> Error {
