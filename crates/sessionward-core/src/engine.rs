@@ -1011,7 +1011,7 @@ impl Engine {
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<LoginOutcome, Error> {
         let ip = request.ip.to_canonical();
         let now = self.now32();
-        let Some(context) = self.login_context(request.user) else {
+        let Some(context) = self.login_context(request.user, ip, request.method) else {
             self.emit(
                 now,
                 EventKind::LoginDenied(DenyReason::UnknownUser),
@@ -1021,23 +1021,19 @@ impl Engine {
             );
             return Ok(LoginOutcome::Denied(DenyReason::UnknownUser));
         };
-        if !context.profile.allows(ip) {
+        let policy = context.policy;
+        if !policy.ip_allowed {
             return Ok(self.deny(now, &context, ip, DenyReason::IpNotAllowed));
         }
-        let level = context.settings.level_for(request.method);
-        if request.session_type == SessionType::Ui && level < context.profile.required_level() {
+        let level = policy.level;
+        if request.session_type == SessionType::Ui && level < policy.required_level {
             return Ok(LoginOutcome::StepUpRequired {
-                required: context.profile.required_level(),
+                required: policy.required_level,
                 offered: level,
             });
         }
         let device = request.device.map(sha256);
-        let trusted = context
-            .settings
-            .trusted_ranges()
-            .iter()
-            .any(|net| net.contains(&ip));
-        if level == SecurityLevel::Standard && !trusted {
+        if level == SecurityLevel::Standard && !policy.ip_trusted {
             let remembered =
                 device.is_some_and(|device| context.sessions.lock().devices.contains(&device));
             if !remembered {
@@ -1080,10 +1076,10 @@ impl Engine {
             );
             return Ok(LoginOutcome::Denied(DenyReason::ChallengeInvalid));
         };
-        let Some(context) = self.login_context(&pending.user) else {
+        let Some(context) = self.login_context(&pending.user, pending.ip, pending.method) else {
             return Ok(LoginOutcome::Denied(DenyReason::UnknownUser));
         };
-        if !context.profile.allows(pending.ip) {
+        if !context.policy.ip_allowed {
             return Ok(self.deny(now, &context, pending.ip, DenyReason::IpNotAllowed));
         }
         if remember_device {
@@ -1091,7 +1087,7 @@ impl Engine {
                 context.sessions.lock().devices.insert(device);
             }
         }
-        let level = context.settings.level_for(pending.method);
+        let level = context.policy.level;
         self.issue(
             now,
             &context,
@@ -1102,17 +1098,36 @@ impl Engine {
         )
     }
 
-    fn login_context(&self, user: &str) -> Option<LoginContext> {
+    /// What a login of `user` from `ip` with `method` needs from the directory, read under
+    /// one directory read lock.
+    fn login_context(&self, user: &str, ip: IpAddr, method: LoginMethod) -> Option<LoginContext> {
         let directory = self.directory.read();
         let entry = directory.user(user)?;
-        let profile = directory.profile(entry.profile)?;
+        let profile = &directory.profile(entry.profile)?.profile;
+        let settings = &directory.settings;
         Some(LoginContext {
             user: Arc::clone(&entry.id),
             user_key: entry.key,
             profile_key: entry.profile,
-            profile: Arc::clone(&profile.profile),
-            settings: Arc::clone(&directory.settings),
             sessions: Arc::clone(&entry.sessions),
+            policy: LoginPolicy {
+                ip_allowed: profile.allows(ip),
+                ip_trusted: settings
+                    .trusted_ranges()
+                    .iter()
+                    .any(|net| net.contains(&ip)),
+                level: settings.level_for(method),
+                required_level: profile.required_level(),
+                idle: profile
+                    .session_timeout()
+                    .unwrap_or(settings.inactivity_timeout()),
+                max_length: profile
+                    .max_session_length()
+                    .unwrap_or(settings.max_session_length()),
+                lock_to_ip: settings.lock_sessions_to_ip(),
+                relogin_on_browser_close: settings.force_relogin_on_browser_close(),
+                cap: profile.session_cap(),
+            },
         })
     }
 
@@ -1192,17 +1207,10 @@ impl Engine {
         session_type: SessionType,
         level: SecurityLevel,
     ) -> Result<LoginOutcome, Error> {
-        let settings = &context.settings;
-        let profile = &context.profile;
-        let idle = profile
-            .session_timeout()
-            .unwrap_or(settings.inactivity_timeout());
-        let max_length = profile
-            .max_session_length()
-            .unwrap_or(settings.max_session_length());
-        let absolute_deadline = clamp_u32(u64::from(now) + max_length.as_secs());
-        let browser_bound =
-            settings.force_relogin_on_browser_close() && session_type == SessionType::Ui;
+        let policy = &context.policy;
+        let idle = policy.idle;
+        let absolute_deadline = clamp_u32(u64::from(now) + policy.max_length.as_secs());
+        let browser_bound = policy.relogin_on_browser_close && session_type == SessionType::Ui;
 
         let mut sessions = context.sessions.lock();
         if sessions.removed {
@@ -1211,7 +1219,7 @@ impl Engine {
         }
         let durable = self.store.is_some();
         let mut cap_ended = Vec::new();
-        let cap = profile.session_cap();
+        let cap = policy.cap;
         if cap.is_some() || sessions.handles.len() >= 2 * sessions.pruned_len.max(8) {
             self.prune(&mut sessions, now);
         }
@@ -1242,6 +1250,9 @@ impl Engine {
             let token = Token::generate()?;
             let digest = TokenDigest::of_well_formed(token.expose_secret())
                 .expect("generated tokens are well-formed");
+            // Start loading the slot the insert will probe while the record is built.
+            let selector = digest.handle().0;
+            self.shard(selector).slots_hint.prefetch(selector);
             let record = Record::new(&NewRecord {
                 digest: digest.0,
                 origin: ip,
@@ -1253,7 +1264,7 @@ impl Engine {
                 level: level as u8,
                 session_type: session_type as u8,
                 method: method as u8,
-                ip_locked: settings.lock_sessions_to_ip(),
+                ip_locked: policy.lock_to_ip,
                 browser_bound,
             });
             let hash = record.hash();
@@ -1940,6 +1951,9 @@ impl Engine {
         user: Option<Arc<str>>,
         ip: Option<IpAddr>,
     ) {
+        if !self.events.wanted() {
+            return;
+        }
         self.events.emit(Event {
             at: u64::from(now),
             kind,
@@ -1951,6 +1965,9 @@ impl Engine {
 
     /// Emits an event about a record, resolving the user's id (the directory read lock).
     fn emit_for(&self, now: u32, kind: EventKind, hash: u64, user: u32, ip: Option<IpAddr>) {
+        if !self.events.wanted() {
+            return;
+        }
         let user = self.user_id(UserKey(user));
         self.emit(now, kind, Some(Handle(hash)), user, ip);
     }
@@ -1976,7 +1993,26 @@ struct LoginContext {
     user: Arc<str>,
     user_key: u32,
     profile_key: u16,
-    profile: Arc<Profile>,
-    settings: Arc<OrgSettings>,
     sessions: Arc<Mutex<UserSessions>>,
+    policy: LoginPolicy,
+}
+
+/// The settings and profile facts a login applies, copied out under the directory lock: a
+/// login then clones no `Arc` that every login shares (whose reference count would bounce
+/// between cores on every login).
+#[derive(Clone, Copy)]
+struct LoginPolicy {
+    /// The address is inside the profile's login ranges (or the profile has none).
+    ip_allowed: bool,
+    /// The address is inside the org's trusted ranges (no verification challenge).
+    ip_trusted: bool,
+    /// The level the login method gives.
+    level: SecurityLevel,
+    /// The level the profile requires at login.
+    required_level: SecurityLevel,
+    idle: Duration,
+    max_length: Duration,
+    lock_to_ip: bool,
+    relogin_on_browser_close: bool,
+    cap: Option<crate::SessionCap>,
 }

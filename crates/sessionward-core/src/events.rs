@@ -79,6 +79,9 @@ pub(crate) struct EventLog {
     capacity: usize,
     dropped: std::sync::atomic::AtomicU64,
     listeners: parking_lot::RwLock<Vec<EventListener>>,
+    /// Whether any listener subscribed: lets [`emit`](Self::emit) skip the listeners' lock
+    /// (a shared cache line every emitting thread would otherwise write) when there are none.
+    has_listeners: std::sync::atomic::AtomicBool,
 }
 
 impl EventLog {
@@ -88,12 +91,28 @@ impl EventLog {
             capacity,
             dropped: std::sync::atomic::AtomicU64::new(0),
             listeners: parking_lot::RwLock::new(Vec::new()),
+            has_listeners: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    /// Whether an event would go anywhere (a listener or the buffer), so callers can skip
+    /// building it.
+    #[inline]
+    pub(crate) fn wanted(&self) -> bool {
+        self.capacity != 0
+            || self
+                .has_listeners
+                .load(std::sync::atomic::Ordering::Acquire)
+    }
+
     pub(crate) fn emit(&self, event: Event) {
-        for listener in self.listeners.read().iter() {
-            listener(&event);
+        if self
+            .has_listeners
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            for listener in self.listeners.read().iter() {
+                listener(&event);
+            }
         }
         if self.capacity == 0 {
             return;
@@ -117,5 +136,7 @@ impl EventLog {
 
     pub(crate) fn subscribe(&self, listener: EventListener) {
         self.listeners.write().push(listener);
+        self.has_listeners
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 }

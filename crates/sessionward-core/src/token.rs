@@ -353,7 +353,7 @@ fn encode(selector: u64, secret: &[u8; 32]) -> String {
     encode_base62(&mut limbs, &mut text[SECRET_AT..CHECKED_LEN]);
     let checksum = crc32fast::hash(&text[..CHECKED_LEN]);
     encode_base62(&mut [checksum], &mut text[CHECKED_LEN..]);
-    text.iter().map(|&b| char::from(b)).collect()
+    String::from_utf8(text.to_vec()).expect("the prefix and base62 digits are ASCII")
 }
 
 thread_local! {
