@@ -33,12 +33,13 @@ mod redb_store;
 
 pub use redb_store::{RedbStore, FORMAT_VERSION};
 
-/// One session as a store keeps it: the token's SHA-256 digest (never the token) and the policy
+/// One session as a store keeps it: the session key (never the token) and the policy
 /// snapshotted at login.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSession {
-    /// SHA-256 of the token. Its first 8 bytes (little endian) are the public handle.
-    pub digest: [u8; 32],
+    /// The session key: the token's selector (8 bytes, little endian: the public handle), then
+    /// the first 20 bytes of the SHA-256 of the token's random characters.
+    pub digest: [u8; 28],
     /// Address the session started from.
     pub origin: IpAddr,
     /// Login time, seconds since the Unix epoch.
@@ -68,7 +69,7 @@ pub struct StoredSession {
 }
 
 impl StoredSession {
-    /// The public handle: the digest's first 8 bytes, little endian.
+    /// The public handle: the key's first 8 bytes (the selector), little endian.
     pub fn handle(&self) -> crate::Handle {
         crate::Handle(crate::table::hash_of(&self.digest))
     }

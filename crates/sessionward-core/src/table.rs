@@ -2,9 +2,9 @@
 //!
 //! # Layout of a record
 //!
-//! A [`Record`] is 76 bytes: the 32-byte SHA-256 digest of the token (whose first 8 bytes are the
-//! probe hash and the public handle), the 16-byte origin address, five 32-bit times and ids,
-//! and four bytes of packed flags. Records live inline in one boxed slice per shard, so a hit
+//! A [`Record`] is 72 bytes: the 28-byte session key (the token's 64-bit selector, which is the
+//! probe hash and the public handle, then a 160-bit SHA-256 prefix), the 16-byte origin address,
+//! five 32-bit times and ids, a 16-bit profile key and three bytes of state, level and flags. Records live inline in one boxed slice per shard, so a hit
 //! touches the record's home slot and, under Robin Hood probing, rarely more than one neighbour:
 //! one or two cache misses, no pointer chasing.
 //!
@@ -20,6 +20,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 
+use crate::token::KEY_LEN;
+
 /// Live state; any other value of [`Record::state`] below `EXPIRY_REPORTED` is an end reason.
 pub(crate) const STATE_LIVE: u8 = 0;
 /// Set in [`Record::state`] once an expiry event was emitted, so it is emitted once.
@@ -34,8 +36,8 @@ const BROWSER_BOUND: u8 = 0b0100_0000;
 /// One session as the table keeps it.
 #[derive(Debug)]
 pub(crate) struct Record {
-    /// SHA-256 of the token; all zero for an empty slot.
-    pub(crate) digest: [u8; 32],
+    /// The session key (selector, then SHA-256 prefix); all zero for an empty slot.
+    pub(crate) digest: [u8; KEY_LEN],
     /// Origin address, IPv4 as IPv4-mapped IPv6.
     pub(crate) origin: [u8; 16],
     /// Live: seconds of the last successful validation. Ended: when it ended.
@@ -55,7 +57,7 @@ pub(crate) struct Record {
 
 /// What a new record is made of.
 pub(crate) struct NewRecord {
-    pub(crate) digest: [u8; 32],
+    pub(crate) digest: [u8; KEY_LEN],
     pub(crate) origin: IpAddr,
     pub(crate) now: u32,
     pub(crate) absolute_deadline: u32,
@@ -72,7 +74,7 @@ pub(crate) struct NewRecord {
 impl Record {
     fn empty() -> Self {
         Self {
-            digest: [0; 32],
+            digest: [0; KEY_LEN],
             origin: [0; 16],
             last_seen: AtomicU32::new(0),
             created: 0,
@@ -205,7 +207,7 @@ impl Record {
 }
 
 #[inline]
-pub(crate) fn hash_of(digest: &[u8; 32]) -> u64 {
+pub(crate) fn hash_of(digest: &[u8; KEY_LEN]) -> u64 {
     let mut first = [0_u8; 8];
     first.copy_from_slice(&digest[..8]);
     u64::from_le_bytes(first)
@@ -238,7 +240,7 @@ impl SlotsHint {
         self.capacity.store(table.slots.len(), Ordering::Relaxed);
     }
 
-    /// Starts loading the home slot of `hash` (and the line after it, since a 76-byte record
+    /// Starts loading the home slot of `hash` (and the line after it, since a 72-byte record
     /// and its Robin Hood neighbour may straddle two lines) into the cache.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
@@ -323,7 +325,7 @@ impl Table {
 
     /// The record with this digest.
     #[inline]
-    pub(crate) fn find(&self, digest: &[u8; 32]) -> Option<&Record> {
+    pub(crate) fn find(&self, digest: &[u8; KEY_LEN]) -> Option<&Record> {
         self.position(hash_of(digest), |record| record.digest == *digest)
             .map(|slot| &self.slots[slot])
     }
@@ -450,7 +452,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn record(hash: u64, tag: u32) -> Record {
-        let mut digest = [0_u8; 32];
+        let mut digest = [0_u8; KEY_LEN];
         digest[..8].copy_from_slice(&hash.to_le_bytes());
         digest[8..12].copy_from_slice(&tag.to_le_bytes());
         Record::new(&NewRecord {
@@ -521,7 +523,7 @@ mod tests {
         table.insert(stored).unwrap();
         assert!(table.find(&digest).is_some());
         let mut other = digest;
-        other[31] ^= 1;
+        other[KEY_LEN - 1] ^= 1;
         assert!(table.find(&other).is_none(), "same handle, other digest");
     }
 
@@ -553,6 +555,6 @@ mod tests {
 
     #[test]
     fn records_are_compact() {
-        assert!(std::mem::size_of::<Record>() <= 76);
+        assert_eq!(std::mem::size_of::<Record>(), 72);
     }
 }

@@ -9,10 +9,11 @@
 //! # Split token: why a selector
 //!
 //! The engine never stores a token. A session's record is keyed by the selector (which picks
-//! its shard and slot) and holds the first 192 bits of the SHA-256 of the token's 54 random
+//! its shard and slot) and holds the first 160 bits of the SHA-256 of the token's 54 random
 //! characters. The selector is public: it *is* the [`Handle`] shown to admins and in events,
 //! and knowing it gains nothing, because validating still needs the 256-bit secret, and the
-//! stored digest prefix only yields one by inverting SHA-256 (2^192 work). So a copy of memory
+//! stored digest prefix only yields one by inverting SHA-256 (2^160 work per session; 160
+//! bits rather than all 256 keep a record at 72 bytes). So a copy of memory
 //! or of a database file yields nothing that validates.
 //!
 //! What the selector buys is speed: a validation knows which slot to read *before* it hashes,
@@ -98,10 +99,13 @@ impl fmt::Display for Token {
     }
 }
 
+/// Bytes of a session key: the selector, then a 160-bit SHA-256 prefix.
+pub(crate) const KEY_LEN: usize = 28;
+
 /// What the table keys a session by: the selector (8 bytes, little-endian) followed by the
-/// first 24 bytes of the SHA-256 of the token's selector and secret characters.
+/// first 20 bytes of the SHA-256 of the token's selector and secret characters.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct TokenDigest(pub(crate) [u8; 32]);
+pub(crate) struct TokenDigest(pub(crate) [u8; KEY_LEN]);
 
 impl TokenDigest {
     /// The key of a token the caller already checked with [`is_well_formed`] and whose
@@ -118,7 +122,7 @@ impl TokenDigest {
         block[56..].copy_from_slice(&((HASHED as u64) * 8).to_be_bytes());
         let mut state = SHA256_INITIAL_STATE;
         sha2::compress256(&mut state, &[GenericArray::from(block)]);
-        let mut key = [0_u8; 32];
+        let mut key = [0_u8; KEY_LEN];
         key[..8].copy_from_slice(&selector.to_le_bytes());
         for (out, word) in key[8..].chunks_exact_mut(4).zip(state) {
             out.copy_from_slice(&word.to_be_bytes());
@@ -461,7 +465,7 @@ mod tests {
         let key = TokenDigest::of_token(text, selector);
         assert_eq!(key.handle(), Handle(selector));
         let full = Sha256::digest(&text.as_bytes()[SELECTOR_AT..CHECKED_LEN]);
-        assert_eq!(&key.0[8..], &full[..24], "one-block compression = SHA-256");
+        assert_eq!(&key.0[8..], &full[..20], "one-block compression = SHA-256");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //!
 //! All integers are little endian. Layouts (before the trailing 4-byte CRC32):
 //!
-//! - session (68 bytes): digest 32, origin 16 (IPv4 as IPv4-mapped IPv6), created u32,
+//! - session (64 bytes): key 28 (selector 8, SHA-256 prefix 20), origin 16 (IPv4 as IPv4-mapped IPv6), created u32,
 //!   absolute deadline u32, idle seconds u32, user u32, profile u16, level u8, packed u8
 //!   (bits 0-1 session type, 2-4 login method, 5 IP-locked, 6 browser-bound);
 //! - settings: inactivity u32, max length u32, flags u8 (bit 0 re-login on browser close, 1 IP
@@ -29,7 +29,7 @@ use super::StoredSession;
 use crate::{CapAction, EndReason, LoginMethod, OrgSettings, Profile, SecurityLevel, SessionType};
 
 /// Length of an encoded session, CRC included.
-pub(crate) const SESSION_LEN: usize = 72;
+pub(crate) const SESSION_LEN: usize = 68;
 
 const IP_LOCKED: u8 = 0b0010_0000;
 const BROWSER_BOUND: u8 = 0b0100_0000;
@@ -91,14 +91,14 @@ pub(crate) fn decode_session(bytes: &[u8]) -> Result<StoredSession, Malformed> {
         return Err(Malformed("session row has the wrong length"));
     }
     let body = unseal(bytes, "session row checksum mismatch")?;
-    let mut digest = [0_u8; 32];
-    digest.copy_from_slice(&body[..32]);
+    let mut digest = [0_u8; 28];
+    digest.copy_from_slice(&body[..28]);
     let mut origin = [0_u8; 16];
-    origin.copy_from_slice(&body[32..48]);
+    origin.copy_from_slice(&body[28..44]);
     let word = |at: usize| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
-    let created = word(48);
-    let level = body[66];
-    let packed = body[67];
+    let created = word(44);
+    let level = body[62];
+    let packed = body[63];
     if level > 2 || packed & 0b11 > 2 || (packed >> 2) & 0b111 > 5 || packed & 0x80 != 0 {
         return Err(Malformed("session row holds an unknown level or flag"));
     }
@@ -107,10 +107,10 @@ pub(crate) fn decode_session(bytes: &[u8]) -> Result<StoredSession, Malformed> {
         origin: Ipv6Addr::from(origin).to_canonical(),
         created,
         last_activity: created,
-        absolute_deadline: word(52),
-        idle_secs: word(56),
-        user: word(60),
-        profile: u16::from_le_bytes([body[64], body[65]]),
+        absolute_deadline: word(48),
+        idle_secs: word(52),
+        user: word(56),
+        profile: u16::from_le_bytes([body[60], body[61]]),
         level: SecurityLevel::from_u8(level),
         session_type: SessionType::from_u8(packed & 0b11),
         method: LoginMethod::from_u8((packed >> 2) & 0b111),
@@ -390,7 +390,7 @@ mod tests {
     #[test]
     fn every_flipped_bit_is_caught() {
         let session = StoredSession {
-            digest: [7; 32],
+            digest: [7; 28],
             origin: "10.1.2.3".parse().unwrap(),
             created: 100,
             last_activity: 100,
