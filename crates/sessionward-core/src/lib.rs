@@ -125,4 +125,6 @@ pub use settings::{
 pub use store::{
     RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser, FORMAT_VERSION,
 };
-pub use token::{is_well_formed, redact_tokens, Handle, Token, TOKEN_LEN, TOKEN_PREFIX};
+pub use token::{
+    is_well_formed, redact_tokens, token_key, Handle, Token, KEY_LEN, TOKEN_LEN, TOKEN_PREFIX,
+};

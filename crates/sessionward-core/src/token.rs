@@ -100,7 +100,7 @@ impl fmt::Display for Token {
 }
 
 /// Bytes of a session key: the selector, then a 160-bit SHA-256 prefix.
-pub(crate) const KEY_LEN: usize = 28;
+pub const KEY_LEN: usize = 28;
 
 /// What the table keys a session by: the selector (8 bytes, little-endian) followed by the
 /// first 20 bytes of the SHA-256 of the token's selector and secret characters.
@@ -252,6 +252,22 @@ pub fn is_well_formed(text: &str) -> bool {
         stated = stated * 62 + u64::from(BASE62_VALUE[b as usize]);
     }
     stated == u64::from(crc32fast::hash(&bytes[..CHECKED_LEN]))
+}
+
+/// The key sessionward's table stores for `token` (its selector, then the first 160 bits of
+/// the SHA-256 of its random characters), or `None` if the token is malformed.
+///
+/// Costs what a validation costs before its lookup: the shape and checksum check and one
+/// SHA-256 block. For tools that key their own maps exactly as the engine does, such as the
+/// benchmarks' baselines, which must do the identical work per validation.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(sessionward_core::token_key("swd_short"), None);
+/// ```
+pub fn token_key(token: &str) -> Option<[u8; KEY_LEN]> {
+    TokenDigest::of_well_formed(token).map(|key| key.0)
 }
 
 /// The selector of a token-shaped `text` (right length and prefix, a valid nonzero selector),
@@ -466,6 +482,7 @@ mod tests {
         assert_eq!(key.handle(), Handle(selector));
         let full = Sha256::digest(&text.as_bytes()[SELECTOR_AT..CHECKED_LEN]);
         assert_eq!(&key.0[8..], &full[..20], "one-block compression = SHA-256");
+        assert_eq!(token_key(text), Some(key.0));
     }
 
     #[test]
