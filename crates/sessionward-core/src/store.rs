@@ -175,7 +175,7 @@ pub struct StoredState {
 
 /// Where an engine keeps sessions and its directory across restarts.
 ///
-/// Implementations must follow the contract of the [module](self): `commit` is durable when
+/// Implementations must follow this contract (`docs/durability.md`): `commit` is durable when
 /// it returns, ends win over creations whatever their order, activity never runs ahead of the
 /// engine, and no token is ever stored.
 pub trait SessionStore: Send + Sync + fmt::Debug {

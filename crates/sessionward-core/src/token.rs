@@ -173,7 +173,7 @@ impl fmt::Debug for TokenDigest {
 
 /// Public identifier of a session, shown to admins and in events: `swh_` + 16 hex digits.
 ///
-/// It is the token's selector (see the [module documentation](self)): it locates the session
+/// It is the token's selector (see [How it is fast](crate#how-it-is-fast)): it locates the session
 /// but cannot be used to authenticate, since that takes the token's 256-bit secret.
 ///
 /// # Examples
