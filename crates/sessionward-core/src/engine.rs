@@ -182,9 +182,11 @@ impl UserSessions {
 struct Directory {
     settings: Arc<OrgSettings>,
     profiles: Vec<Option<ProfileEntry>>,
-    profile_keys: HashMap<Arc<str>, u16>,
+    /// Keyed by name with ahash (randomly seeded, so still resistant to collision flooding):
+    /// every login looks its user up here.
+    profile_keys: HashMap<Arc<str>, u16, ahash::RandomState>,
     users: Vec<Option<UserEntry>>,
-    user_keys: HashMap<Arc<str>, u32>,
+    user_keys: HashMap<Arc<str>, u32, ahash::RandomState>,
 }
 
 impl Directory {
