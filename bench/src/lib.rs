@@ -37,6 +37,10 @@ pub const IDLE: Duration = Duration::from_secs(2 * 3600);
 /// Maximum session length of every session, engine and baselines alike (the engine's default).
 pub const MAX_LENGTH: Duration = Duration::from_secs(12 * 3600);
 
+/// How long the engine keeps an expired session as a tombstone before a sweep drops it (set
+/// explicitly to the engine's default).
+pub const RETENTION: Duration = Duration::from_secs(3600);
+
 /// Most users the benchmark sessions are spread over.
 pub const MAX_USERS: usize = 10_000;
 
@@ -58,6 +62,7 @@ pub fn empty_engine(clock: &ManualClock, users: usize) -> Engine {
                 .expect("valid settings"),
         )
         .clock(Arc::new(clock.clone()))
+        .tombstone_retention(RETENTION)
         .event_capacity(0)
         .build()
         .expect("valid engine");
@@ -184,6 +189,15 @@ impl BaselineRecord {
         self.state.load(Ordering::Acquire) == 0
             && u64::from(now) < self.valid_until(self.last_seen.load(Ordering::Relaxed))
     }
+}
+
+/// [`BaselineRecord::keep_at`], counting the records dropped (a concurrent map's `len` may
+/// be approximate while it resizes).
+#[inline]
+fn counted_keep(record: &BaselineRecord, now: u32, dropped: &mut usize) -> bool {
+    let keep = record.keep_at(now);
+    *dropped += usize::from(!keep);
+    keep
 }
 
 /// SHA-256 of a well-formed token (the baselines' key, as the engine's); `None` for malformed
@@ -329,10 +343,12 @@ impl<S: BuildHasher + Default + Send + Sync + 'static> Baseline for RwLockHashMa
     }
 
     fn sweep(&self, now: u32) -> usize {
-        let mut map = self.map.write().expect("not poisoned");
-        let before = map.len();
-        map.retain(|_, record| record.keep_at(now));
-        before - map.len()
+        let mut dropped = 0;
+        self.map
+            .write()
+            .expect("not poisoned")
+            .retain(|_, record| counted_keep(record, now, &mut dropped));
+        dropped
     }
 
     fn len(&self) -> usize {
@@ -374,9 +390,10 @@ impl Baseline for DashMapAhash {
     }
 
     fn sweep(&self, now: u32) -> usize {
-        let before = self.map.len();
-        self.map.retain(|_, record| record.keep_at(now));
-        before - self.map.len()
+        let mut dropped = 0;
+        self.map
+            .retain(|_, record| counted_keep(record, now, &mut dropped));
+        dropped
     }
 
     fn len(&self) -> usize {
@@ -525,9 +542,10 @@ impl Baseline for SccHashMap {
     }
 
     fn sweep(&self, now: u32) -> usize {
-        let before = self.map.len();
-        self.map.retain_sync(|_, record| record.keep_at(now));
-        before - self.map.len()
+        let mut dropped = 0;
+        self.map
+            .retain_sync(|_, record| counted_keep(record, now, &mut dropped));
+        dropped
     }
 
     fn len(&self) -> usize {
@@ -571,9 +589,11 @@ impl Baseline for PapayaMap {
     }
 
     fn sweep(&self, now: u32) -> usize {
-        let before = self.map.len();
-        self.map.pin().retain(|_, record| record.keep_at(now));
-        before - self.map.len()
+        let mut dropped = 0;
+        self.map
+            .pin()
+            .retain(|_, record| counted_keep(record, now, &mut dropped));
+        dropped
     }
 
     fn len(&self) -> usize {
