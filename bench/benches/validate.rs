@@ -1,9 +1,16 @@
-//! Validation throughput: sessionward against `RwLock<HashMap>` (SipHash) and dashmap+ahash doing
-//! the identical work, at 10 k and 1 M live sessions, 1 and 2 threads; hits, 10 % misses
-//! (well-formed unknown tokens) and malformed tokens.
+//! Validation throughput: sessionward (one call per token, and `validate_many` in batches of 64)
+//! against `RwLock<HashMap>` (SipHash), dashmap, moka, scc and papaya (ahash) doing the identical
+//! work, at 10 k and 1 M live sessions (5 M with `SESSIONWARD_BENCH_5M=1`), 1 and 2 threads.
 //!
-//! Run with `make bench` (or `cargo bench -p sessionward-bench --bench validate`). Numbers are
-//! elements (validations) per second across all threads.
+//! Traffic mixes, one criterion group each (`validate/<size>/<mix>/<threads>t`):
+//! - `hit`: live tokens drawn uniformly;
+//! - `miss10`: the same, with one in ten replaced by a well-formed unknown token;
+//! - `malformed`: tokens whose checksum fails (refused before hashing);
+//! - `zipf`: live tokens drawn from a Zipf distribution (s = 1.0) over the sessions, hot users.
+//!
+//! At 5 M only `hit`, `miss10` and `zipf` run. `SESSIONWARD_BENCH_SIZES=10k,1m` picks the sizes.
+//! Run with `cargo bench -p sessionward-bench --bench validate`. Numbers are elements
+//! (validations) per second across all threads.
 // criterion_group! and criterion_main! generate undocumented items.
 #![allow(missing_docs)]
 
@@ -19,70 +26,65 @@ use sessionward_core::{Engine, Requirement};
 /// One contender's validation: token in, accepted or not.
 type Validator = Arc<dyn Fn(&str) -> bool + Send + Sync>;
 
-/// Token lists for each traffic mix: indices into them are drawn at random per thread.
-struct Workload {
-    hit: Vec<String>,
-    miss10: Vec<String>,
-    malformed: Vec<String>,
+/// Zipf exponent of the hot-user mix.
+const ZIPF_S: f64 = 1.0;
+
+/// The token streams of each traffic mix, one per thread.
+fn mixes(
+    tokens: &[String],
+    foreign: &[String],
+    big: bool,
+) -> Vec<(&'static str, Arc<Vec<TokenStream>>)> {
+    let seeds = [7_u64, 8];
+    let per_thread = |build: &dyn Fn(u64) -> TokenStream| -> Arc<Vec<TokenStream>> {
+        Arc::new(seeds.iter().map(|&seed| build(seed)).collect())
+    };
+    let mut mixes = vec![
+        (
+            "hit",
+            per_thread(&|seed| TokenStream::uniform(tokens, seed)),
+        ),
+        (
+            "miss10",
+            per_thread(&|seed| {
+                let order = index_sequence(tokens.len(), TokenStream::LEN, seed);
+                TokenStream::new(&order, |i| {
+                    if i % 10 == 0 {
+                        foreign[(i / 10) % foreign.len()].as_str()
+                    } else {
+                        tokens[i].as_str()
+                    }
+                })
+            }),
+        ),
+    ];
+    if !big {
+        let broken: Vec<String> = tokens.iter().take(10_000).map(|t| malformed(t)).collect();
+        mixes.push((
+            "malformed",
+            per_thread(&|seed| TokenStream::uniform(&broken, seed)),
+        ));
+    }
+    let zipf = Zipf::new(tokens.len(), ZIPF_S);
+    mixes.push((
+        "zipf",
+        per_thread(&|seed| {
+            TokenStream::new(&zipf.sequence(TokenStream::LEN, seed), |i| {
+                tokens[i].as_str()
+            })
+        }),
+    ));
+    mixes
 }
 
-impl Workload {
-    fn new(tokens: &[String], foreign: &[String]) -> Self {
-        let mut miss10 = tokens.to_vec();
-        for (slot, unknown) in miss10.iter_mut().step_by(10).zip(foreign.iter().cycle()) {
-            *slot = unknown.clone();
-        }
-        let malformed = tokens
-            .iter()
-            .take(10_000)
-            .map(|token| format!("{}x", &token[..token.len() - 1]))
-            .collect();
-        Self {
-            hit: tokens.to_vec(),
-            miss10,
-            malformed,
-        }
-    }
-
-    fn mixes(&self) -> [(&'static str, &[String]); 3] {
-        [
-            ("hit", &self.hit),
-            ("miss10", &self.miss10),
-            ("malformed", &self.malformed),
-        ]
-    }
-}
-
-/// Tokens a thread will present, laid out back to back in the (random) order it presents them:
-/// a gateway validates tokens it just read from a request, so they are in cache; reading them
-/// from a million scattered heap strings would add a cache miss per validation that no
-/// session table can avoid.
-struct Stream {
-    text: String,
-    count: usize,
-}
-
-impl Stream {
-    const LEN: usize = 1 << 18;
-
-    fn new(tokens: &[String], seed: u64) -> Self {
-        let order = index_sequence(tokens.len(), Self::LEN, seed);
-        let mut text = String::with_capacity(Self::LEN * 53);
-        for &index in &order {
-            text.push_str(&tokens[index as usize]);
-        }
-        Self {
-            text,
-            count: Self::LEN,
-        }
-    }
-
-    fn token(&self, i: usize) -> &str {
-        // Tokens of a mix all have one length (53, or 53 for the malformed variant too).
-        let width = self.text.len() / self.count;
-        let at = (i % self.count) * width;
-        &self.text[at..at + width]
-    }
+/// A baseline holding `tokens`, as a validator.
+fn baseline<B: Baseline>(tokens: &[String]) -> (&'static str, Validator) {
+    let table = Arc::new(B::from_tokens(tokens));
+    let (ip, now) = (office(), t0_secs());
+    (
+        B::NAME,
+        Arc::new(move |token: &str| table.validate(token, ip, now)),
+    )
 }
 
 /// Runs `iters` validations through `Engine::validate_many` in batches of 64, split over
@@ -90,7 +92,7 @@ impl Stream {
 fn run_batches(
     threads: usize,
     iters: u64,
-    streams: &Arc<Vec<Stream>>,
+    streams: &Arc<Vec<TokenStream>>,
     engine: &Arc<Engine>,
 ) -> Duration {
     const BATCH: usize = 64;
@@ -130,7 +132,7 @@ fn run_batches(
 fn run_threads(
     threads: usize,
     iters: u64,
-    streams: &Arc<Vec<Stream>>,
+    streams: &Arc<Vec<TokenStream>>,
     validate: &Validator,
 ) -> Duration {
     let per_thread = (iters as usize).div_ceil(threads);
@@ -155,47 +157,50 @@ fn run_threads(
     start.elapsed()
 }
 
-fn bench_validate(c: &mut Criterion) {
-    for sessions in [10_000_usize, 1_000_000] {
-        let (engine, tokens) = populated_engine(sessions);
-        let (_, foreign) = populated_engine(1000);
-        let workload = Workload::new(&tokens, &foreign);
-        let engine: Arc<Engine> = Arc::new(engine);
-        let rwlock: Arc<RwLockHashMap> = Arc::new(RwLockHashMap::from_tokens(&tokens));
-        let dash = Arc::new(DashMapAhash::from_tokens(&tokens));
-        let now = T0 as u32;
-        let ip = office();
+/// The table sizes to run: `SESSIONWARD_BENCH_SIZES` (default 10 k and 1 M), plus 5 M with
+/// `SESSIONWARD_BENCH_5M=1`.
+fn sizes() -> Vec<usize> {
+    let mut sizes = sizes_from_env("SESSIONWARD_BENCH_SIZES", &[10_000, 1_000_000]);
+    if std::env::var("SESSIONWARD_BENCH_5M").is_ok_and(|v| v == "1") && !sizes.contains(&5_000_000)
+    {
+        sizes.push(5_000_000);
+    }
+    sizes
+}
 
+fn bench_validate(c: &mut Criterion) {
+    let (_, foreign) = populated_engine(1000);
+    for sessions in sizes() {
+        let big = sessions >= 5_000_000;
+        let (engine, tokens) = populated_engine(sessions);
+        let engine: Arc<Engine> = Arc::new(engine);
+        let ip = office();
+        let mixes = mixes(&tokens, &foreign, big);
         let contenders: Vec<(&str, Validator)> = vec![
             ("sessionward", {
                 let engine = Arc::clone(&engine);
                 Arc::new(move |token: &str| engine.validate(token, ip, Requirement::Any).is_ok())
             }),
-            ("rwlock_hashmap", {
-                let map = Arc::clone(&rwlock);
-                Arc::new(move |token: &str| map.validate(token, ip, now))
-            }),
-            ("dashmap_ahash", {
-                let map = Arc::clone(&dash);
-                Arc::new(move |token: &str| map.validate(token, ip, now))
-            }),
+            baseline::<RwLockHashMap>(&tokens),
+            baseline::<DashMapAhash>(&tokens),
+            baseline::<MokaCache>(&tokens),
+            baseline::<SccHashMap>(&tokens),
+            baseline::<PapayaMap>(&tokens),
         ];
+        drop(tokens);
+        let size = size_label(sessions);
 
-        for (mix, tokens) in workload.mixes() {
-            let streams = Arc::new(vec![Stream::new(tokens, 7), Stream::new(tokens, 8)]);
+        for (mix, streams) in &mixes {
             for threads in [1_usize, 2] {
-                let mut group = c.benchmark_group(format!("validate/{sessions}/{mix}/{threads}t"));
+                let mut group = c.benchmark_group(format!("validate/{size}/{mix}/{threads}t"));
                 group.throughput(Throughput::Elements(1));
-                group.sample_size(10);
-                group.warm_up_time(Duration::from_millis(500));
-                group.measurement_time(Duration::from_secs(2));
                 for (name, validate) in &contenders {
                     group.bench_function(BenchmarkId::from_parameter(name), |b| {
-                        b.iter_custom(|iters| run_threads(threads, iters, &streams, validate));
+                        b.iter_custom(|iters| run_threads(threads, iters, streams, validate));
                     });
                 }
                 group.bench_function(BenchmarkId::from_parameter("sessionward_batch64"), |b| {
-                    b.iter_custom(|iters| run_batches(threads, iters, &streams, &engine));
+                    b.iter_custom(|iters| run_batches(threads, iters, streams, &engine));
                 });
                 group.finish();
             }
@@ -203,5 +208,24 @@ fn bench_validate(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_validate);
+/// Ten samples, short times, no plots (plotting costs more than measuring here: set
+/// `SESSIONWARD_BENCH_PLOTS=1` for the HTML charts). Command-line flags such as
+/// `--measurement-time` still override these.
+fn config() -> Criterion {
+    let config = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    if std::env::var("SESSIONWARD_BENCH_PLOTS").is_ok_and(|v| v == "1") {
+        config
+    } else {
+        config.without_plots()
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = bench_validate
+}
 criterion_main!(benches);
