@@ -63,13 +63,16 @@ pub const MAX_PAGE_SIZE: usize = 10_000;
 /// Default interval of the last-activity write-behind of a durable engine.
 pub const DEFAULT_ACTIVITY_FLUSH_INTERVAL: Duration = Duration::from_secs(2);
 
-/// A shard, padded to its own cache lines so that two shards' locks never share one.
+/// A shard, padded to its own cache lines so that two shards' locks never share one: the lock
+/// and table header on the first 64-byte line, the slots hint on the second.
 #[repr(align(128))]
 struct Shard {
     state: RwLock<ShardState>,
     /// Where the table's slots are, for prefetching before the lock is taken.
     slots_hint: SlotsHint,
 }
+
+const _: () = assert!(std::mem::size_of::<Shard>() == 128);
 
 impl Shard {
     fn new(state: ShardState) -> Self {

@@ -226,7 +226,12 @@ pub(crate) struct Table {
 /// The owner republishes it after every change that may move the slots. A reader may see a
 /// stale or half-updated pair (base of one allocation, capacity of another); the only use is a
 /// prefetch, which is a hint that cannot fault, so the worst case is one useless prefetch.
+///
+/// Aligned to its own cache line: it is read by every validation and written only when a
+/// table moves, while the shard's lock word beside it is written by every validation. Sharing
+/// a line would make each validation wait for the line another core just wrote.
 #[derive(Debug, Default)]
+#[repr(align(64))]
 pub(crate) struct SlotsHint {
     base: AtomicUsize,
     capacity: AtomicUsize,
