@@ -14,13 +14,14 @@
 //!   its locks, and a thread holding the GIL never waits for a lock whose holder waits for the
 //!   GIL: no deadlock.
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDateTime, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PySequence, PyString, PyTuple};
 use sessionward_core::{
     Engine, Event, Handle, LoginOutcome, LoginRequest, OAuthClients, Refusal, Requirement,
     SessionFilter, SessionInfo, TOKEN_LEN,
@@ -30,6 +31,7 @@ use crate::clock::PyManualClock;
 use crate::convert;
 use crate::enums::{PyLoginMethod, PySecurityLevel, PySessionType};
 use crate::errors;
+use crate::names::Names;
 use crate::results::{
     untrack, PyChallengeRequired, PyDenied, PyEvent, PyGrant, PyIssued, PySession, PySessionPage,
     PySweepStats, PyTableStats,
@@ -51,6 +53,7 @@ pub(crate) struct PyOrg {
     engine: Engine,
     oauth: OAuthClients,
     subscribers: Arc<Subscribers>,
+    names: Names,
 }
 
 /// A token argument: `TypeError` unless `str`; text that is not valid Unicode is passed on as
@@ -83,6 +86,203 @@ fn requirement<'a>(
     }
 }
 
+/// The tokens of a batch call: a list or tuple is read in place; any other iterable (but a
+/// bare `str`) is collected into a list first.
+fn batch_tokens<'py>(tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PySequence>> {
+    if tokens.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(
+            "tokens: expected a list of tokens, got a single str (use validate)",
+        ));
+    }
+    if tokens.is_instance_of::<PyList>() || tokens.is_instance_of::<PyTuple>() {
+        return Ok(tokens.cast::<PySequence>()?.clone());
+    }
+    let items = tokens.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "tokens: expected an iterable of str, got {}",
+            convert::type_name(tokens)
+        ))
+    })?;
+    let list = PyList::new(tokens.py(), items.collect::<PyResult<Vec<_>>>()?)?;
+    Ok(list.into_sequence())
+}
+
+/// The addresses of a batch call: one for all tokens, or a list or tuple with one per token.
+enum Addresses {
+    One([IpAddr; 1]),
+    PerToken(Vec<IpAddr>),
+}
+
+impl Addresses {
+    /// The addresses of `range`'s tokens, as `Engine::validate_many` takes them.
+    fn for_range(&self, range: std::ops::Range<usize>) -> &[IpAddr] {
+        match self {
+            Self::One(one) => one,
+            Self::PerToken(all) => &all[range],
+        }
+    }
+}
+
+fn batch_addresses(py: Python<'_>, ips: &Bound<'_, PyAny>, count: usize) -> PyResult<Addresses> {
+    if !(ips.is_instance_of::<PyList>() || ips.is_instance_of::<PyTuple>()) {
+        return Ok(Addresses::One([convert::ip_arg(ips)?]));
+    }
+    let mut addresses = Vec::with_capacity(count);
+    for (index, item) in ips.try_iter()?.enumerate() {
+        addresses.push(convert::ip_arg(&item?).map_err(|err| {
+            let message = format!("ips[{index}]: {}", err.value(py));
+            if err.is_instance_of::<PyTypeError>(py) {
+                PyTypeError::new_err(message)
+            } else {
+                errors::invalid_input(py, message)
+            }
+        })?);
+    }
+    match addresses.len() {
+        1 => Ok(Addresses::One([addresses[0]])),
+        len if len == count => Ok(Addresses::PerToken(addresses)),
+        len => Err(PyValueError::new_err(format!(
+            "ips: {len} addresses for {count} tokens (pass one per token, or one for all)"
+        ))),
+    }
+}
+
+/// Tokens copied out of Python objects into one buffer, so that they can be validated without
+/// the GIL while the caller's objects change or go away.
+struct TokenBuffer {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl TokenBuffer {
+    fn with_capacity(tokens: usize) -> Self {
+        Self {
+            text: String::with_capacity(tokens * TOKEN_LEN),
+            ends: Vec::with_capacity(tokens),
+        }
+    }
+
+    /// Replaces the contents with the items `range` of `tokens`. Anything that is not a `str`
+    /// of the token length is malformed whatever it holds: it is kept as the empty string,
+    /// which the engine refuses as malformed like any other malformed text.
+    fn fill(
+        &mut self,
+        tokens: &Bound<'_, PySequence>,
+        range: std::ops::Range<usize>,
+    ) -> PyResult<()> {
+        self.text.clear();
+        self.ends.clear();
+        let push = |text: &mut String, item: &Bound<'_, PyAny>| {
+            if let Ok(item) = item.cast::<PyString>() {
+                if let Ok(item) = item.to_str() {
+                    if item.len() == TOKEN_LEN {
+                        text.push_str(item);
+                    }
+                }
+            }
+        };
+        if let Ok(list) = tokens.cast::<PyList>() {
+            for index in range {
+                push(&mut self.text, &list.get_item(index)?);
+                self.ends.push(self.text.len());
+            }
+        } else if let Ok(tuple) = tokens.cast::<PyTuple>() {
+            for index in range {
+                push(&mut self.text, &tuple.get_borrowed_item(index)?.to_owned());
+                self.ends.push(self.text.len());
+            }
+        } else {
+            for index in range {
+                push(&mut self.text, &tokens.get_item(index)?);
+                self.ends.push(self.text.len());
+            }
+        }
+        Ok(())
+    }
+
+    /// The tokens, in order.
+    fn slices(&self) -> Vec<&str> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let slice = &self.text[start..end];
+                start = end;
+                slice
+            })
+            .collect()
+    }
+}
+
+/// Batches at least this long are split over two threads by `check_many` (when the machine
+/// has two cores or more): below it, starting a thread costs more than it saves.
+const PARALLEL_MIN_TOKENS: usize = 2048;
+
+/// Validates `tokens` and writes each one's check code (`errors::check_code`) to `codes`,
+/// on this thread and, for long batches, one more.
+fn check_batch(
+    engine: &Engine,
+    tokens: &[&str],
+    addresses: &Addresses,
+    requirement: Requirement<'_>,
+    codes: &mut [u8],
+) {
+    let count = tokens.len();
+    let run = |range: std::ops::Range<usize>, codes: &mut [u8]| {
+        // Sub-chunks keep the engine's result buffer small and in cache.
+        const CHUNK: usize = 256;
+        let mut results = Vec::with_capacity(CHUNK);
+        for first in (range.start..range.end).step_by(CHUNK) {
+            let last = range.end.min(first + CHUNK);
+            engine.validate_many(
+                &tokens[first..last],
+                addresses.for_range(first..last),
+                requirement,
+                &mut results,
+            );
+            for (code, result) in codes[first - range.start..last - range.start]
+                .iter_mut()
+                .zip(&results)
+            {
+                *code = errors::check_code(result);
+            }
+        }
+    };
+    if count < PARALLEL_MIN_TOKENS || parallelism() < 2 {
+        run(0..count, codes);
+        return;
+    }
+    let middle = count / 2;
+    let (head, tail) = codes.split_at_mut(middle);
+    // The second half goes to a helper thread, or back to this one if none can be started.
+    let tail = Mutex::new(Some(tail));
+    let second_half = || {
+        if let Some(tail) = tail.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            run(middle..count, tail);
+        }
+    };
+    std::thread::scope(|scope| {
+        let helper = std::thread::Builder::new()
+            .name("sessionward-check".to_owned())
+            .spawn_scoped(scope, second_half);
+        run(0..middle, head);
+        match helper {
+            Ok(helper) => {
+                if let Err(panic) = helper.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+            Err(_) => second_half(),
+        }
+    });
+}
+
+/// The number of cores this process may use (read once).
+fn parallelism() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 /// Logs a callback's exception on the `sessionward` logger (never raised into the engine).
@@ -108,18 +308,8 @@ fn log_callback_error(py: Python<'_>, callback: &Py<PyAny>, err: PyErr) {
 }
 
 impl PyOrg {
-    fn session(&self, info: SessionInfo) -> PySession {
-        PySession {
-            user: self
-                .engine
-                .user_id(info.user)
-                .unwrap_or_else(|| Arc::from("(removed)")),
-            profile: self
-                .engine
-                .profile_name(info.profile)
-                .unwrap_or_else(|| Arc::from("(removed)")),
-            info,
-        }
+    fn session(&self, py: Python<'_>, info: SessionInfo) -> PySession {
+        self.names.session(py, &self.engine, info)
     }
 
     fn outcome<'py>(&self, py: Python<'py>, outcome: LoginOutcome) -> PyResult<Bound<'py, PyAny>> {
@@ -128,7 +318,7 @@ impl PyOrg {
                 py,
                 PyIssued {
                     token: issued.token.expose_secret().to_owned(),
-                    session: Py::new(py, self.session(issued.session))?,
+                    session: Py::new(py, self.session(py, issued.session))?,
                 },
             )?
             .into_any(),
@@ -239,6 +429,7 @@ impl PyOrg {
             engine: engine.map_err(|err| errors::core_error(py, err))?,
             oauth: OAuthClients::default(),
             subscribers: Arc::default(),
+            names: Names::default(),
         })
     }
 
@@ -285,6 +476,7 @@ impl PyOrg {
 
     fn add_profile(&self, py: Python<'_>, profile: &Bound<'_, PyProfile>) -> PyResult<()> {
         let result = self.engine.add_profile(profile.get().inner.clone());
+        self.names.invalidate(py);
         self.checked(py, result).map(drop)
     }
 
@@ -297,6 +489,7 @@ impl PyOrg {
         let name = convert::str_arg("profile", name)?;
         let engine = &self.engine;
         let result = py.detach(|| engine.remove_profile(name));
+        self.names.invalidate(py);
         self.checked(py, result)
     }
 
@@ -325,6 +518,7 @@ impl PyOrg {
             convert::str_arg("user", user)?,
             convert::str_arg("profile", profile)?,
         );
+        self.names.invalidate(py);
         self.checked(py, result).map(drop)
     }
 
@@ -343,6 +537,7 @@ impl PyOrg {
 
     fn remove_user(&self, py: Python<'_>, user: &Bound<'_, PyAny>) -> PyResult<usize> {
         let result = self.engine.remove_user(convert::str_arg("user", user)?);
+        self.names.invalidate(py);
         self.checked(py, result)
     }
 
@@ -419,7 +614,7 @@ impl PyOrg {
         let ip = convert::ip_arg(ip)?;
         let requirement = requirement(operation, level)?;
         let result = self.engine.validate(token, ip, requirement);
-        self.refusal(py, result).map(|info| self.session(info))
+        self.refusal(py, result).map(|info| self.session(py, info))
     }
 
     #[pyo3(signature = (tokens, ips, operation = None, level = None))]
@@ -431,109 +626,72 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyList>> {
-        if tokens.is_instance_of::<PyString>() {
-            return Err(PyTypeError::new_err(
-                "tokens: expected a list of tokens, got a single str (use validate)",
-            ));
-        }
-        // A list is read in place; any other iterable is collected into one first.
-        let tokens = match tokens.cast::<PyList>() {
-            Ok(list) => list.clone(),
-            Err(_) => {
-                let items = tokens.try_iter().map_err(|_| {
-                    PyTypeError::new_err(format!(
-                        "tokens: expected an iterable of str, got {}",
-                        convert::type_name(tokens)
-                    ))
-                })?;
-                PyList::new(py, items.collect::<PyResult<Vec<_>>>()?)?
-            }
-        };
-        let count = tokens.len();
-        let addresses = if ips.is_instance_of::<PyList>() || ips.is_instance_of::<PyTuple>() {
-            let mut addresses = Vec::with_capacity(count);
-            for (index, item) in ips.try_iter()?.enumerate() {
-                addresses.push(convert::ip_arg(&item?).map_err(|err| {
-                    let message = format!("ips[{index}]: {}", err.value(py));
-                    if err.is_instance_of::<PyTypeError>(py) {
-                        PyTypeError::new_err(message)
-                    } else {
-                        errors::invalid_input(py, message)
-                    }
-                })?);
-            }
-            addresses
-        } else {
-            vec![convert::ip_arg(ips)?]
-        };
-        if addresses.len() != 1 && addresses.len() != count {
-            return Err(PyValueError::new_err(format!(
-                "ips: {} addresses for {count} tokens (pass one per token, or one for all)",
-                addresses.len(),
-            )));
-        }
+        let tokens = batch_tokens(tokens)?;
+        let count = tokens.len()?;
+        let addresses = batch_addresses(py, ips, count)?;
         let requirement = requirement(operation, level)?;
         let engine = &self.engine;
-        let output = PyList::empty(py);
-        // Chunks of tokens are copied out of the list (with the GIL), validated without the
-        // GIL (the caller's list may change meanwhile), and turned into Python objects (with
-        // the GIL). Small chunks keep the buffers in cache and allocation-free after the first.
+        let mut output = Vec::with_capacity(count);
+        // Chunks of tokens are copied out of the caller's sequence (with the GIL), validated
+        // without the GIL (the caller's list may change meanwhile), named from the org's name
+        // cache under one lock, and turned into Python objects (with the GIL). Small chunks
+        // keep the buffers in cache and allocation-free after the first.
         const CHUNK: usize = 1024;
-        let mut buffer = String::with_capacity(CHUNK * TOKEN_LEN);
-        let mut ends = Vec::with_capacity(CHUNK);
+        let mut batch = TokenBuffer::with_capacity(CHUNK);
         let mut results = Vec::with_capacity(CHUNK);
         let mut sessions = Vec::with_capacity(CHUNK);
         for first in (0..count).step_by(CHUNK) {
             let last = count.min(first + CHUNK);
-            buffer.clear();
-            ends.clear();
-            for index in first..last {
-                // Anything that is not a str of the token's length is malformed: leave it empty.
-                let item = tokens.get_item(index)?;
-                if let Ok(text) = item.cast::<PyString>() {
-                    if let Ok(text) = text.to_str() {
-                        if text.len() == TOKEN_LEN {
-                            buffer.push_str(text);
-                        }
-                    }
-                }
-                ends.push(buffer.len());
-            }
-            let chunk_ips = if addresses.len() == 1 {
-                &addresses[..]
-            } else {
-                &addresses[first..last]
-            };
+            batch.fill(&tokens, first..last)?;
+            let chunk_ips = addresses.for_range(first..last);
             py.detach(|| {
-                let mut start = 0;
-                let slices: Vec<&str> = ends
-                    .iter()
-                    .map(|&end| {
-                        let slice = &buffer[start..end];
-                        start = end;
-                        slice
-                    })
-                    .collect();
-                engine.validate_many(&slices, chunk_ips, requirement, &mut results);
+                engine.validate_many(&batch.slices(), chunk_ips, requirement, &mut results)
+            });
+            {
+                let mut names = self.names.lock(py);
                 sessions.extend(
                     results
                         .drain(..)
-                        .map(|result| result.map(|info| self.session(info))),
+                        .map(|result| result.map(|info| names.session(py, engine, info))),
                 );
-            });
+            }
             for result in sessions.drain(..) {
-                match result {
+                output.push(match result {
                     Ok(session) => {
                         let session = Bound::new(py, session)?;
                         untrack(&session);
-                        output.append(session)?;
+                        session.into_any()
                     }
-                    Err(refusal) => output.append(errors::refusal_instance(py, refusal)?)?,
-                }
+                    Err(refusal) => errors::refusal_instance(py, refusal)?,
+                });
             }
         }
         self.dispatch(py);
-        Ok(output)
+        PyList::new(py, output)
+    }
+
+    #[pyo3(signature = (tokens, ips, operation = None, level = None))]
+    fn check_many<'py>(
+        &self,
+        py: Python<'py>,
+        tokens: &Bound<'py, PyAny>,
+        ips: &Bound<'py, PyAny>,
+        operation: Option<&Bound<'py, PyAny>>,
+        level: Option<PySecurityLevel>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let tokens = batch_tokens(tokens)?;
+        let count = tokens.len()?;
+        let addresses = batch_addresses(py, ips, count)?;
+        let requirement = requirement(operation, level)?;
+        // Every token is copied out first (with the GIL): the caller's objects are not touched
+        // again, so the whole batch runs without the GIL, on two threads when it is large.
+        let mut batch = TokenBuffer::with_capacity(count);
+        batch.fill(&tokens, 0..count)?;
+        let engine = &self.engine;
+        let mut codes = vec![0_u8; count];
+        py.detach(|| check_batch(engine, &batch.slices(), &addresses, requirement, &mut codes));
+        self.dispatch(py);
+        Ok(PyBytes::new(py, &codes))
     }
 
     fn step_up(
@@ -546,7 +704,7 @@ impl PyOrg {
         let token = token_arg(token)?;
         let ip = convert::ip_arg(ip)?;
         let result = self.engine.step_up(token, ip, method.into());
-        self.refusal(py, result).map(|info| self.session(info))
+        self.refusal(py, result).map(|info| self.session(py, info))
     }
 
     // ----- ending sessions -----------------------------------------------------------------
@@ -666,8 +824,8 @@ impl PyOrg {
                     py,
                     PySession {
                         info: row.info,
-                        user: row.user_id,
-                        profile: row.profile_name,
+                        user: PyString::new(py, &row.user_id).unbind(),
+                        profile: PyString::new(py, &row.profile_name).unbind(),
                     },
                 )?;
                 untrack(&session);
@@ -811,7 +969,7 @@ impl PyOrg {
             access_token: grant.access_token.expose_secret().to_owned(),
             expires_in: grant.expires_in,
             scopes: grant.scopes,
-            session: Py::new(py, self.session(grant.session))?,
+            session: Py::new(py, self.session(py, grant.session))?,
         })
     }
 
