@@ -5,6 +5,8 @@ made it; and the address fast path accepts exactly what the general parser accep
 from __future__ import annotations
 
 import ipaddress
+import os
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -350,3 +352,50 @@ def check_address(org: TrackedOrg, ip: str) -> None:
     r"\A(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d|0\d)){3}\Z"))
 def test_fuzzed_dotted_quads_parse_like_ipaddress(make_org: OrgFactory, ip: str) -> None:
     check_address(make_org(lock_sessions_to_ip=True), ip)
+
+
+@pytest.mark.timeout(60)
+def test_check_many_from_many_threads_agrees(org: TrackedOrg) -> None:
+    tokens = [issue(org, "ada" if i % 2 else "bob") for i in range(1500)]
+    for token in tokens[::5]:
+        org.logout(token)
+    expected = org.check_many(tokens, OFFICE)
+    assert expected.count(0) == 1200
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(20):
+                assert org.check_many(tokens, OFFICE) == expected
+        except BaseException as exc:  # reported below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=50)
+    assert not any(thread.is_alive() for thread in threads), "check_many deadlocked"
+    assert not failures
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_check_many_works_in_a_forked_child(org: TrackedOrg) -> None:
+    tokens = [issue(org) for _ in range(2000)]
+    assert org.check_many(tokens, OFFICE) == bytes(2000)  # long: starts the helper thread
+    pid = os.fork()
+    if pid == 0:  # the child: never return into pytest
+        status = 1
+        try:
+            child = org.inner
+            ok = child.check_many(tokens, OFFICE) == bytes(2000)
+            child.logout(tokens[0])
+            codes = child.check_many(tokens, OFFICE)
+            ok = ok and codes[0] == 16 and codes.count(0) == 1999
+            status = 0 if ok else 2
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert org.check_many(tokens, OFFICE) == bytes(2000), "the child's logout is its own"

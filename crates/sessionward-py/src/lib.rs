@@ -13,6 +13,7 @@
 //! `Session`, `Issued`, `ChallengeRequired`, `StepUpRequired`, `Denied`, `SessionPage`,
 //! `Event`, the enums, and the exceptions under `SessionwardError`.
 
+mod batch;
 mod clock;
 mod convert;
 mod enums;

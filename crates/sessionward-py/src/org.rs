@@ -3,30 +3,33 @@
 //! # GIL and locking
 //!
 //! - Single-session calls (`validate`, `login`, ends by token or user) keep the GIL: they take
-//!   one shard lock for well under a microsecond, and releasing and re-taking the GIL would cost
-//!   more than the call (measured: see `python/bench_python.py`).
-//! - Calls that walk the whole table (`validate_many`, `sessions`, `end_all_sessions`,
-//!   `end_profile_sessions`, `end_sessions_from`, `remove_profile`, `sweep`, `stats`) release
-//!   the GIL while the engine works, so other Python threads keep running.
+//!   one shard lock for well under a microsecond. Measured for `validate` on one thread:
+//!   releasing the GIL around the engine call made a cached call 8-18 % slower (CPU time) and
+//!   gained nothing at 100k sessions, so it stays held.
+//! - Calls that walk the whole table or a batch (`validate_many`, `check_many`, `sessions`,
+//!   `end_all_sessions`, `end_profile_sessions`, `end_sessions_from`, `remove_profile`,
+//!   `sweep`, `stats`) release the GIL while the engine works, so other Python threads keep
+//!   running. Batch tokens are copied out of the caller's objects first (with the GIL), so the
+//!   engine never reads a Python object without it.
 //! - Event callbacks never run inside the engine: the engine's listener only queues the event,
 //!   and the queue is dispatched to the Python callbacks by the `Org` call that emitted it,
 //!   after the engine returned. So the engine never waits for the GIL while it holds one of
 //!   its locks, and a thread holding the GIL never waits for a lock whose holder waits for the
 //!   GIL: no deadlock.
 
-use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PySequence, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString};
 use sessionward_core::{
     Engine, Event, Handle, LoginOutcome, LoginRequest, OAuthClients, Refusal, Requirement,
-    SessionFilter, SessionInfo, TOKEN_LEN,
+    SessionFilter, SessionInfo,
 };
 
+use crate::batch;
 use crate::clock::PyManualClock;
 use crate::convert;
 use crate::enums::{PyLoginMethod, PySecurityLevel, PySessionType};
@@ -50,7 +53,8 @@ struct Subscribers {
 /// The session authority of one org: thread-safe, fork-safe.
 #[pyclass(frozen, module = "sessionward", name = "Org")]
 pub(crate) struct PyOrg {
-    engine: Engine,
+    /// Shared with `check_many`'s helper thread while it works on a batch of this org.
+    engine: Arc<Engine>,
     oauth: OAuthClients,
     subscribers: Arc<Subscribers>,
     names: Names,
@@ -84,203 +88,6 @@ fn requirement<'a>(
         (None, Some(level)) => Ok(Requirement::Level(level.into())),
         (None, None) => Ok(Requirement::Any),
     }
-}
-
-/// The tokens of a batch call: a list or tuple is read in place; any other iterable (but a
-/// bare `str`) is collected into a list first.
-fn batch_tokens<'py>(tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PySequence>> {
-    if tokens.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "tokens: expected a list of tokens, got a single str (use validate)",
-        ));
-    }
-    if tokens.is_instance_of::<PyList>() || tokens.is_instance_of::<PyTuple>() {
-        return Ok(tokens.cast::<PySequence>()?.clone());
-    }
-    let items = tokens.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "tokens: expected an iterable of str, got {}",
-            convert::type_name(tokens)
-        ))
-    })?;
-    let list = PyList::new(tokens.py(), items.collect::<PyResult<Vec<_>>>()?)?;
-    Ok(list.into_sequence())
-}
-
-/// The addresses of a batch call: one for all tokens, or a list or tuple with one per token.
-enum Addresses {
-    One([IpAddr; 1]),
-    PerToken(Vec<IpAddr>),
-}
-
-impl Addresses {
-    /// The addresses of `range`'s tokens, as `Engine::validate_many` takes them.
-    fn for_range(&self, range: std::ops::Range<usize>) -> &[IpAddr] {
-        match self {
-            Self::One(one) => one,
-            Self::PerToken(all) => &all[range],
-        }
-    }
-}
-
-fn batch_addresses(py: Python<'_>, ips: &Bound<'_, PyAny>, count: usize) -> PyResult<Addresses> {
-    if !(ips.is_instance_of::<PyList>() || ips.is_instance_of::<PyTuple>()) {
-        return Ok(Addresses::One([convert::ip_arg(ips)?]));
-    }
-    let mut addresses = Vec::with_capacity(count);
-    for (index, item) in ips.try_iter()?.enumerate() {
-        addresses.push(convert::ip_arg(&item?).map_err(|err| {
-            let message = format!("ips[{index}]: {}", err.value(py));
-            if err.is_instance_of::<PyTypeError>(py) {
-                PyTypeError::new_err(message)
-            } else {
-                errors::invalid_input(py, message)
-            }
-        })?);
-    }
-    match addresses.len() {
-        1 => Ok(Addresses::One([addresses[0]])),
-        len if len == count => Ok(Addresses::PerToken(addresses)),
-        len => Err(PyValueError::new_err(format!(
-            "ips: {len} addresses for {count} tokens (pass one per token, or one for all)"
-        ))),
-    }
-}
-
-/// Tokens copied out of Python objects into one buffer, so that they can be validated without
-/// the GIL while the caller's objects change or go away.
-struct TokenBuffer {
-    text: String,
-    ends: Vec<usize>,
-}
-
-impl TokenBuffer {
-    fn with_capacity(tokens: usize) -> Self {
-        Self {
-            text: String::with_capacity(tokens * TOKEN_LEN),
-            ends: Vec::with_capacity(tokens),
-        }
-    }
-
-    /// Replaces the contents with the items `range` of `tokens`. Anything that is not a `str`
-    /// of the token length is malformed whatever it holds: it is kept as the empty string,
-    /// which the engine refuses as malformed like any other malformed text.
-    fn fill(
-        &mut self,
-        tokens: &Bound<'_, PySequence>,
-        range: std::ops::Range<usize>,
-    ) -> PyResult<()> {
-        self.text.clear();
-        self.ends.clear();
-        let push = |text: &mut String, item: &Bound<'_, PyAny>| {
-            if let Ok(item) = item.cast::<PyString>() {
-                if let Ok(item) = item.to_str() {
-                    if item.len() == TOKEN_LEN {
-                        text.push_str(item);
-                    }
-                }
-            }
-        };
-        if let Ok(list) = tokens.cast::<PyList>() {
-            for index in range {
-                push(&mut self.text, &list.get_item(index)?);
-                self.ends.push(self.text.len());
-            }
-        } else if let Ok(tuple) = tokens.cast::<PyTuple>() {
-            for index in range {
-                push(&mut self.text, &tuple.get_borrowed_item(index)?.to_owned());
-                self.ends.push(self.text.len());
-            }
-        } else {
-            for index in range {
-                push(&mut self.text, &tokens.get_item(index)?);
-                self.ends.push(self.text.len());
-            }
-        }
-        Ok(())
-    }
-
-    /// The tokens, in order.
-    fn slices(&self) -> Vec<&str> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let slice = &self.text[start..end];
-                start = end;
-                slice
-            })
-            .collect()
-    }
-}
-
-/// Batches at least this long are split over two threads by `check_many` (when the machine
-/// has two cores or more): below it, starting a thread costs more than it saves.
-const PARALLEL_MIN_TOKENS: usize = 2048;
-
-/// Validates `tokens` and writes each one's check code (`errors::check_code`) to `codes`,
-/// on this thread and, for long batches, one more.
-fn check_batch(
-    engine: &Engine,
-    tokens: &[&str],
-    addresses: &Addresses,
-    requirement: Requirement<'_>,
-    codes: &mut [u8],
-) {
-    let count = tokens.len();
-    let run = |range: std::ops::Range<usize>, codes: &mut [u8]| {
-        // Sub-chunks keep the engine's result buffer small and in cache.
-        const CHUNK: usize = 256;
-        let mut results = Vec::with_capacity(CHUNK);
-        for first in (range.start..range.end).step_by(CHUNK) {
-            let last = range.end.min(first + CHUNK);
-            engine.validate_many(
-                &tokens[first..last],
-                addresses.for_range(first..last),
-                requirement,
-                &mut results,
-            );
-            for (code, result) in codes[first - range.start..last - range.start]
-                .iter_mut()
-                .zip(&results)
-            {
-                *code = errors::check_code(result);
-            }
-        }
-    };
-    if count < PARALLEL_MIN_TOKENS || parallelism() < 2 {
-        run(0..count, codes);
-        return;
-    }
-    let middle = count / 2;
-    let (head, tail) = codes.split_at_mut(middle);
-    // The second half goes to a helper thread, or back to this one if none can be started.
-    let tail = Mutex::new(Some(tail));
-    let second_half = || {
-        if let Some(tail) = tail.lock().unwrap_or_else(PoisonError::into_inner).take() {
-            run(middle..count, tail);
-        }
-    };
-    std::thread::scope(|scope| {
-        let helper = std::thread::Builder::new()
-            .name("sessionward-check".to_owned())
-            .spawn_scoped(scope, second_half);
-        run(0..middle, head);
-        match helper {
-            Ok(helper) => {
-                if let Err(panic) = helper.join() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
-            Err(_) => second_half(),
-        }
-    });
-}
-
-/// The number of cores this process may use (read once).
-fn parallelism() -> usize {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -426,7 +233,7 @@ impl PyOrg {
         // Opening a durable store reads a file: other threads may run meanwhile.
         let engine = py.detach(|| builder.build());
         Ok(Self {
-            engine: engine.map_err(|err| errors::core_error(py, err))?,
+            engine: Arc::new(engine.map_err(|err| errors::core_error(py, err))?),
             oauth: OAuthClients::default(),
             subscribers: Arc::default(),
             names: Names::default(),
@@ -626,18 +433,18 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let tokens = batch_tokens(tokens)?;
+        let tokens = batch::batch_tokens(tokens)?;
         let count = tokens.len()?;
-        let addresses = batch_addresses(py, ips, count)?;
+        let addresses = batch::batch_addresses(py, ips, count)?;
         let requirement = requirement(operation, level)?;
-        let engine = &self.engine;
+        let engine = &*self.engine;
         let mut output = Vec::with_capacity(count);
         // Chunks of tokens are copied out of the caller's sequence (with the GIL), validated
         // without the GIL (the caller's list may change meanwhile), named from the org's name
         // cache under one lock, and turned into Python objects (with the GIL). Small chunks
         // keep the buffers in cache and allocation-free after the first.
         const CHUNK: usize = 1024;
-        let mut batch = TokenBuffer::with_capacity(CHUNK);
+        let mut batch = batch::TokenBuffer::with_capacity(CHUNK);
         let mut results = Vec::with_capacity(CHUNK);
         let mut sessions = Vec::with_capacity(CHUNK);
         for first in (0..count).step_by(CHUNK) {
@@ -679,17 +486,27 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let tokens = batch_tokens(tokens)?;
+        let tokens = batch::batch_tokens(tokens)?;
         let count = tokens.len()?;
-        let addresses = batch_addresses(py, ips, count)?;
-        let requirement = requirement(operation, level)?;
+        let addresses = batch::batch_addresses(py, ips, count)?;
+        // Checked as `validate_many` checks it, then owned by the job.
+        let (operation, level) = match requirement(operation, level)? {
+            Requirement::Operation(operation) => (Some(operation.to_owned()), None),
+            Requirement::Level(level) => (None, Some(level)),
+            _ => (None, None),
+        };
         // Every token is copied out first (with the GIL): the caller's objects are not touched
-        // again, so the whole batch runs without the GIL, on two threads when it is large.
-        let mut batch = TokenBuffer::with_capacity(count);
-        batch.fill(&tokens, 0..count)?;
-        let engine = &self.engine;
-        let mut codes = vec![0_u8; count];
-        py.detach(|| check_batch(engine, &batch.slices(), &addresses, requirement, &mut codes));
+        // again, so the whole batch runs without the GIL, on two threads when it is long.
+        let mut buffer = batch::TokenBuffer::with_capacity(count);
+        buffer.fill(&tokens, 0..count)?;
+        let job = batch::CheckJob::new(
+            Arc::clone(&self.engine),
+            buffer,
+            addresses,
+            operation,
+            level,
+        );
+        let codes = py.detach(|| job.run());
         self.dispatch(py);
         Ok(PyBytes::new(py, &codes))
     }
