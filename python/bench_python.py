@@ -2,7 +2,7 @@
 service would write instead. Not run by the tests (it takes a few minutes and needs a quiet
 machine):
 
-    scripts/test-python.sh                   # builds the package into .venv (release)
+    scripts/test-python.sh                   # builds the package into .venv (LTO profile)
     .venv/bin/pip install cachetools redis   # optional baselines
     .venv/bin/python python/bench_python.py [--sizes 100000 1000000] [--sample 200000] [--repeat 3]
 
