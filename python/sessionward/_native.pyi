@@ -892,11 +892,12 @@ class Org:
         ones). Same arguments and argument errors as `validate_many`.
 
         Much cheaper than `validate_many`, as no Python object is made per token. The tokens
-        are copied out first (about 60 bytes each), then the whole batch runs without the GIL.
-        On a machine with two cores or more, batches of 1,024 tokens or more are shared, in
-        chunks of 256, with one helper thread per process (started on first use): the calling
-        thread never waits for the helper to start, it takes whatever chunks are left. (On
-        Python 3.12+, ``os.fork()`` warns about the running helper thread; the child works.)"""
+        are copied out of the objects (about 60 bytes each, with the GIL), then validated
+        without the GIL. On a machine with two cores or more, batches of 1,024 tokens or more
+        are shared, in chunks of 256, with one helper thread per process (started on first
+        use), which starts on the first chunks while the rest are copied; the calling thread
+        never waits for the helper to start, it takes whatever chunks are left. (On Python
+        3.12+, ``os.fork()`` warns about the running helper thread; the child works.)"""
     def step_up(self, token: str, ip: str | _IPAddress, method: LoginMethod) -> Session:
         """Raises the session's level to what `method` grants, after the app verified the
         user again. The token must validate from `ip` first (same refusals as `validate`)."""

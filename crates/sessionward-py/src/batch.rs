@@ -4,7 +4,9 @@
 //! # Two threads without waiting for one
 //!
 //! A `check_many` batch is cut into chunks of 256 tokens that the calling thread and one
-//! process-wide helper thread take in turn from a shared counter (work sharing). The calling
+//! process-wide helper thread take in turn from a shared counter (work sharing). The caller
+//! copies the chunks out of the Python objects first (with the GIL), publishing each one as
+//! it goes, so the helper validates the first chunks while the caller copies the rest. The calling
 //! thread never waits for work the helper has not started: if the helper is slow to be
 //! scheduled (a busy machine) the caller simply takes every chunk itself, and only waits for
 //! the chunks the helper is in the middle of. Splitting a batch in two fixed halves over a
@@ -19,7 +21,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -233,11 +235,12 @@ const CHUNK: usize = 256;
 /// cores or more); shorter ones run on the calling thread only.
 const PARALLEL_MIN_TOKENS: usize = 4 * CHUNK;
 
-/// A `check_many` batch: owns its tokens and addresses, so that the helper thread can work on
-/// it without the GIL and outlive the call.
+/// A `check_many` batch: owns its tokens (copied chunk by chunk) and addresses, so that the
+/// helper thread can work on it without the GIL and outlive the call.
 pub(crate) struct CheckJob {
     engine: Arc<Engine>,
-    tokens: TokenBuffer,
+    /// Each chunk's tokens, published by the calling thread as it copies them.
+    chunks: Vec<OnceLock<TokenBuffer>>,
     addresses: Addresses,
     operation: Option<String>,
     level: Option<SecurityLevel>,
@@ -248,6 +251,8 @@ pub(crate) struct CheckJob {
     finished: Condvar,
     /// A chunk panicked (a bug): its codes are missing.
     failed: AtomicBool,
+    /// Copying the tokens failed: the call raised, no chunk will be published any more.
+    aborted: AtomicBool,
 }
 
 /// Counts a chunk as finished when dropped, even when its work panicked, so that the caller
@@ -272,25 +277,27 @@ impl Drop for ChunkDone<'_> {
 }
 
 impl CheckJob {
+    /// A job for `count` tokens whose chunks are still to be copied.
     pub(crate) fn new(
         engine: Arc<Engine>,
-        tokens: TokenBuffer,
+        count: usize,
         addresses: Addresses,
         operation: Option<String>,
         level: Option<SecurityLevel>,
     ) -> Self {
-        let count = tokens.ends.len();
+        let chunks = count.div_ceil(CHUNK);
         Self {
             engine,
+            chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
             addresses,
             operation,
             level,
             next_chunk: AtomicUsize::new(0),
             codes: (0..count).map(|_| AtomicU8::new(0)).collect(),
-            unfinished: Mutex::new(count.div_ceil(CHUNK)),
+            unfinished: Mutex::new(chunks),
             finished: Condvar::new(),
             failed: AtomicBool::new(false),
-            tokens,
+            aborted: AtomicBool::new(false),
         }
     }
 
@@ -302,53 +309,99 @@ impl CheckJob {
         }
     }
 
-    /// Runs the batch: offers it to the helper thread when it is long, works on it until no
-    /// chunk is left to take, waits for the chunks the helper is still on, and returns one
-    /// code per token (`errors::check_code`).
-    pub(crate) fn run(self) -> Vec<u8> {
+    /// Runs the batch and returns one code per token (`errors::check_code`).
+    ///
+    /// A long batch is offered to the helper thread first. Then the tokens are copied out of
+    /// `tokens` chunk by chunk with the GIL held, each chunk published as soon as it is copied
+    /// (the helper starts validating while the rest is copied); then, without the GIL, this
+    /// thread takes the chunks left, and waits for those the helper is still on.
+    pub(crate) fn run(self, tokens: &Bound<'_, PySequence>) -> PyResult<Vec<u8>> {
         let count = self.codes.len();
         let job = Arc::new(self);
         if count >= PARALLEL_MIN_TOKENS && parallelism() >= 2 {
             offer(&job);
         }
-        job.work();
-        let mut unfinished = job
+        for (index, chunk) in job.chunks.iter().enumerate() {
+            let first = index * CHUNK;
+            let mut buffer = TokenBuffer::with_capacity(CHUNK);
+            // Reading a list or tuple with the GIL held cannot fail (nothing can shrink it
+            // meanwhile); should it ever, the helper stops at the first unpublished chunk.
+            if let Err(err) = buffer.fill(tokens, first..count.min(first + CHUNK)) {
+                job.aborted.store(true, Ordering::Release);
+                return Err(err);
+            }
+            let _ = chunk.set(buffer); // only this thread sets chunks
+        }
+        let codes = tokens.py().detach(|| {
+            job.work();
+            job.wait()
+        });
+        Ok(codes)
+    }
+
+    /// Waits until every chunk is finished, then collects the codes.
+    fn wait(&self) -> Vec<u8> {
+        let mut unfinished = self
             .unfinished
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         while *unfinished > 0 {
-            unfinished = job
+            unfinished = self
                 .finished
                 .wait(unfinished)
                 .unwrap_or_else(PoisonError::into_inner);
         }
         drop(unfinished);
         assert!(
-            !job.failed.load(Ordering::Relaxed),
+            !self.failed.load(Ordering::Relaxed),
             "check_many: validating a chunk panicked on the helper thread"
         );
         // The helper's stores happened before it released `unfinished`, which we acquired.
-        job.codes
+        self.codes
             .iter()
             .map(|code| code.load(Ordering::Relaxed))
             .collect()
     }
 
-    /// Takes chunks until none is left.
+    /// The tokens of chunk `index`, once published (`None` if the job was aborted first). Only
+    /// the helper ever waits here, for the few microseconds the caller takes to copy a chunk.
+    fn published(&self, index: usize) -> Option<&TokenBuffer> {
+        let mut spins = 0_u32;
+        loop {
+            if let Some(chunk) = self.chunks[index].get() {
+                return Some(chunk);
+            }
+            if self.aborted.load(Ordering::Acquire) {
+                return None;
+            }
+            spins += 1;
+            if spins < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Takes chunks until none is left (or the job was aborted).
     fn work(&self) {
         let count = self.codes.len();
         let requirement = self.requirement();
         let mut tokens = Vec::with_capacity(CHUNK);
         let mut results = Vec::with_capacity(CHUNK);
         loop {
-            let first = self.next_chunk.fetch_add(1, Ordering::Relaxed) * CHUNK;
-            if first >= count {
+            let index = self.next_chunk.fetch_add(1, Ordering::Relaxed);
+            if index >= self.chunks.len() {
                 return;
             }
             let done = ChunkDone(self);
+            let Some(chunk) = self.published(index) else {
+                return;
+            };
+            let first = index * CHUNK;
             let last = count.min(first + CHUNK);
             tokens.clear();
-            tokens.extend((first..last).map(|index| self.tokens.token(index)));
+            tokens.extend((0..last - first).map(|offset| chunk.token(offset)));
             self.engine.validate_many(
                 &tokens,
                 self.addresses.for_range(first..last),

@@ -495,18 +495,12 @@ impl PyOrg {
             Requirement::Level(level) => (None, Some(level)),
             _ => (None, None),
         };
-        // Every token is copied out first (with the GIL): the caller's objects are not touched
-        // again, so the whole batch runs without the GIL, on two threads when it is long.
-        let mut buffer = batch::TokenBuffer::with_capacity(count);
-        buffer.fill(&tokens, 0..count)?;
-        let job = batch::CheckJob::new(
-            Arc::clone(&self.engine),
-            buffer,
-            addresses,
-            operation,
-            level,
-        );
-        let codes = py.detach(|| job.run());
+        // The tokens are copied out (with the GIL), chunk by chunk; the caller's objects are
+        // not touched again, and the validation runs without the GIL, on two threads when the
+        // batch is long (see `batch`).
+        let job =
+            batch::CheckJob::new(Arc::clone(&self.engine), count, addresses, operation, level);
+        let codes = job.run(&tokens)?;
         self.dispatch(py);
         Ok(PyBytes::new(py, &codes))
     }
