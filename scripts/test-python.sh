@@ -52,9 +52,9 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$wanted" ]]; then
     printf '%s' "$wanted" >"$stamp"
 fi
 
-step "building sessionward into $VENV (maturin develop --release)"
+step "building sessionward into $VENV (maturin develop, profile release-python)"
 VIRTUAL_ENV="$(cd "$VENV" && pwd)" PATH="$VENV/bin:$PATH" \
-    "$VENV/bin/maturin" develop --release --quiet
+    "$VENV/bin/maturin" develop --profile release-python --quiet
 
 step "checking the stubs against the compiled module (mypy stubtest)"
 "$VENV_PY" -m mypy.stubtest sessionward._native \

@@ -36,6 +36,7 @@ Job code runs without a session: see `sessionward.jobs` and `sessionward.credent
 
 from sessionward._logging import RedactTokens
 from sessionward._native import (
+    CHECK_CODES,
     MAX_PAGE_SIZE,
     TOKEN_LEN,
     TOKEN_PREFIX,
@@ -121,6 +122,7 @@ from sessionward.jobs import (
 LoginOutcome = Issued | ChallengeRequired | StepUpRequired | Denied
 
 __all__ = [
+    "CHECK_CODES",
     "MAX_PAGE_SIZE",
     "TOKEN_LEN",
     "TOKEN_PREFIX",

@@ -13,6 +13,7 @@ from typing import ClassVar, Final, final
 
 __all__ = [
     "AlreadyExists",
+    "CHECK_CODES",
     "CapAction",
     "ChallengeRequired",
     "Denied",
@@ -69,6 +70,29 @@ TOKEN_LEN: Final[int]
 
 MAX_PAGE_SIZE: Final[int]
 """Largest `limit` of `Org.sessions`: 10,000."""
+
+CHECK_CODES: Final[Mapping[int, str]]
+"""The codes `Org.check_many` reports, one byte per token, mapped to the `SessionError.code` of
+the refusal each stands for (read-only). Codes never change meaning:
+
+====  =========================  =============================================
+code  ``CHECK_CODES[code]``       what `Org.validate` does for that token
+====  =========================  =============================================
+0     ``valid``                  returns the `Session`
+1     ``malformed``              raises `MalformedToken`
+2     ``unknown``                raises `UnknownSession`
+3     ``expired_idle``           raises `SessionExpired` (``kind=ExpiryKind.IDLE``)
+4     ``expired_absolute``       raises `SessionExpired` (``kind=ExpiryKind.ABSOLUTE``)
+5     ``ip_mismatch``            raises `IpMismatch`
+6     ``ip_not_allowed``         raises `IpNotAllowed`
+7     ``step_up_required``       raises `StepUpRequired` (levels: call `validate`)
+16+i  ``ended_<reason>``         raises `SessionEnded` with
+                                 ``reason=EndReason.members()[i]``: 16 ``ended_logout``
+                                 ... 24 ``ended_source_range``
+255   ``refused``                a refusal reason newer than this table: raises a
+                                 `SessionError`; call `validate` for details
+====  =========================  =============================================
+"""
 
 _IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -758,8 +782,9 @@ class Org:
     ended one. Without it the org lives in memory only. `StoreError` if the file cannot be
     opened.
 
-    Calls that walk the whole table (`validate_many`, `sessions`, bulk ends, `sweep`, `stats`)
-    release the GIL; single-session calls keep it (they are shorter than a GIL hand-off).
+    Calls that walk the whole table or a batch (`validate_many`, `check_many`, `sessions`,
+    bulk ends, `sweep`, `stats`) release the GIL; single-session calls keep it (they are
+    shorter than a GIL hand-off).
     """
 
     def __new__(
@@ -853,6 +878,26 @@ class Org:
         `ips` is one address for all, or one per token. Item `i` of the result is what
         `validate(tokens[i], ips[i])` would return, or the `SessionError` it would raise (as a
         value, not raised). Items that are not `str` count as malformed."""
+    def check_many(
+        self,
+        tokens: Iterable[str],
+        ips: str | _IPAddress | Sequence[str | _IPAddress],
+        operation: str | None = None,
+        level: SecurityLevel | None = None,
+    ) -> bytes:
+        """Validates many tokens at once and reports one code per token, for gateways that only
+        need the verdict: byte `i` is 0 when `validate(tokens[i], ips[i])` would return a
+        session (whose last activity is refreshed, as by `validate`), else the code of the
+        refusal it would raise (table: `CHECK_CODES`; ``codes.count(0)`` counts the valid
+        ones). Same arguments and argument errors as `validate_many`.
+
+        Much cheaper than `validate_many`, as no Python object is made per token. The tokens
+        are copied out of the objects (about 60 bytes each, with the GIL), then validated
+        without the GIL. On a machine with two cores or more, batches of 1,024 tokens or more
+        are shared, in chunks of 256, with one helper thread per process (started on first
+        use), which starts on the first chunks while the rest are copied; the calling thread
+        never waits for the helper to start, it takes whatever chunks are left. (On Python
+        3.12+, ``os.fork()`` warns about the running helper thread; the child works.)"""
     def step_up(self, token: str, ip: str | _IPAddress, method: LoginMethod) -> Session:
         """Raises the session's level to what `method` grants, after the app verified the
         user again. The token must validate from `ip` first (same refusals as `validate`)."""

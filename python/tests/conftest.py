@@ -31,7 +31,10 @@ ISSUED: set[str] = set()
 TEXTS: list[str] = []
 _lock = threading.Lock()
 
-_TOKEN_SHAPE = re.compile(r"swd_[0-9A-Za-z]{%d}" % (sw.TOKEN_LEN - len(sw.TOKEN_PREFIX)))
+# Built from the module's constants, not literals: the token length may change.
+_TOKEN_SHAPE = re.compile(
+    re.escape(sw.TOKEN_PREFIX) + f"[0-9A-Za-z]{{{sw.TOKEN_LEN - len(sw.TOKEN_PREFIX)}}}"
+)
 
 
 def remember_secret(secret: str) -> str:

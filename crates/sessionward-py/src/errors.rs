@@ -26,8 +26,8 @@
 use pyo3::exceptions::{PyException, PyLookupError, PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyDict, PyTuple, PyType};
-use sessionward_core::{Error, Refusal, SecurityLevel};
+use pyo3::types::{PyDict, PyMappingProxy, PyTuple, PyType};
+use sessionward_core::{EndReason, Error, ExpiryKind, Refusal, SecurityLevel};
 
 use crate::enums::{PyEndReason, PyExpiryKind, PySecurityLevel};
 
@@ -364,4 +364,64 @@ pub(crate) fn step_up_outcome(
     instance.setattr(pyo3::intern!(py, "code"), "step_up_required")?;
     set_levels(&instance, required, offered)?;
     Ok(instance)
+}
+
+/// `Org.check_many`'s code of a valid token.
+pub(crate) const CHECK_VALID: u8 = 0;
+/// `Org.check_many`'s code of the first end reason: `16 + i` is `EndReason.members()[i]`.
+const CHECK_ENDED: u8 = 16;
+/// `Org.check_many`'s code of a refusal this build does not know (a newer core's reason).
+const CHECK_OTHER: u8 = 255;
+
+/// The one-byte code `Org.check_many` reports for a validation result; the table is
+/// `CHECK_CODES` (`check_codes`), documented in `_native.pyi`. Codes never change meaning.
+pub(crate) fn check_code(result: &Result<sessionward_core::SessionInfo, Refusal>) -> u8 {
+    let Err(refusal) = result else {
+        return CHECK_VALID;
+    };
+    match refusal {
+        Refusal::Malformed => 1,
+        Refusal::Unknown => 2,
+        Refusal::Expired(ExpiryKind::Idle) => 3,
+        Refusal::Expired(ExpiryKind::Absolute) => 4,
+        Refusal::IpMismatch => 5,
+        Refusal::IpNotAllowed => 6,
+        Refusal::StepUpRequired { .. } => 7,
+        Refusal::Ended(reason) => EndReason::ALL
+            .iter()
+            .position(|known| known == reason)
+            .and_then(|index| u8::try_from(index).ok())
+            .filter(|&index| index < 16)
+            .map_or(CHECK_OTHER, |index| CHECK_ENDED + index),
+        _ => CHECK_OTHER,
+    }
+}
+
+/// `CHECK_CODES`: every code `check_code` can report, mapped to the `.code` of the refusal it
+/// stands for (`"valid"` for 0, `"refused"` for a reason this build does not know), as a
+/// read-only mapping.
+pub(crate) fn check_codes(py: Python<'_>) -> PyResult<Bound<'_, PyMappingProxy>> {
+    let table = PyDict::new(py);
+    table.set_item(CHECK_VALID, "valid")?;
+    let level = SecurityLevel::HighAssurance;
+    let refusals = [
+        Refusal::Malformed,
+        Refusal::Unknown,
+        Refusal::Expired(ExpiryKind::Idle),
+        Refusal::Expired(ExpiryKind::Absolute),
+        Refusal::IpMismatch,
+        Refusal::IpNotAllowed,
+        Refusal::StepUpRequired {
+            required: level,
+            current: level,
+        },
+    ];
+    for refusal in refusals
+        .into_iter()
+        .chain(EndReason::ALL.into_iter().map(Refusal::Ended))
+    {
+        table.set_item(check_code(&Err(refusal)), refusal.code())?;
+    }
+    table.set_item(CHECK_OTHER, "refused")?;
+    Ok(PyMappingProxy::new(py, table.as_mapping()))
 }

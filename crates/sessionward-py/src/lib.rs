@@ -13,10 +13,12 @@
 //! `Session`, `Issued`, `ChallengeRequired`, `StepUpRequired`, `Denied`, `SessionPage`,
 //! `Event`, the enums, and the exceptions under `SessionwardError`.
 
+mod batch;
 mod clock;
 mod convert;
 mod enums;
 mod errors;
+mod names;
 mod org;
 mod results;
 mod settings;
@@ -49,6 +51,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TOKEN_PREFIX", sessionward_core::TOKEN_PREFIX)?;
     m.add("TOKEN_LEN", sessionward_core::TOKEN_LEN)?;
     m.add("MAX_PAGE_SIZE", sessionward_core::MAX_PAGE_SIZE)?;
+    m.add("CHECK_CODES", errors::check_codes(m.py())?)?;
     m.add_function(wrap_pyfunction!(redact_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(is_well_formed, m)?)?;
     m.add_class::<enums::PySecurityLevel>()?;

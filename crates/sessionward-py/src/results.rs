@@ -3,16 +3,17 @@
 //! `ChallengeRequired.challenge`, and no `repr` shows those.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
+use pyo3::basic::CompareOp;
 use pyo3::prelude::*;
-use pyo3::types::{PyDateTime, PyDelta, PyList};
+use pyo3::types::{PyDateTime, PyDelta, PyList, PyString};
 use sessionward_core::{Event, EventKind, Handle, SessionInfo, SweepStats, TableStats};
 
 use crate::convert;
 use crate::enums::{PyDenyReason, PyLoginMethod, PySecurityLevel, PySessionType};
 
-/// Takes an object that holds no Python references out of the cycle collector's lists.
+/// Takes an object that can never be part of a reference cycle out of the cycle collector's
+/// lists.
 ///
 /// pyo3 makes every `#[pyclass]` a GC type. Results such as `Session` and `Event` can never be
 /// part of a reference cycle, yet a list of 100k tracked objects makes every older-generation
@@ -22,24 +23,29 @@ use crate::enums::{PyDenyReason, PyLoginMethod, PySecurityLevel, PySessionType};
 pub(crate) fn untrack<T: pyo3::PyClass + NoPyReferences>(obj: &Bound<'_, T>) {
     // SAFETY: `obj` is a live object and the GIL is held (a `Bound` proves both). Untracking
     // is allowed for any GC object, is idempotent, and pyo3's deallocator untracks again
-    // (a no-op). `T: NoPyReferences` promises that `tp_traverse` has nothing to visit, so the
-    // collector loses no edge by not seeing the object.
+    // (a no-op). `T: NoPyReferences` promises that the object refers to no object that can
+    // refer back (at most to `str` objects, which refer to nothing), so no cycle can go
+    // through it and the collector loses nothing by not seeing it.
     unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
 }
 
-/// Marker of pyclasses whose fields hold no Python object (only Rust data).
+/// Marker of pyclasses whose fields hold only Rust data and `str` objects: never an object that
+/// could refer back to them.
 pub(crate) trait NoPyReferences {}
 
 impl NoPyReferences for PySession {}
 impl NoPyReferences for PyEvent {}
 
 /// Public facts about a session: never the token.
-#[pyclass(frozen, eq, module = "sessionward", name = "Session")]
-#[derive(PartialEq)]
+///
+/// Made once per result, so it is kept small: the engine's `SessionInfo` (plain data) and the
+/// user id and profile name as shared `str` objects (from the org's name cache, `names`).
+/// Everything else (handle, datetimes, address, enums) is converted when read.
+#[pyclass(frozen, module = "sessionward", name = "Session")]
 pub(crate) struct PySession {
     pub(crate) info: SessionInfo,
-    pub(crate) user: Arc<str>,
-    pub(crate) profile: Arc<str>,
+    pub(crate) user: Py<PyString>,
+    pub(crate) profile: Py<PyString>,
 }
 
 #[pymethods]
@@ -50,12 +56,12 @@ impl PySession {
         self.info.handle.to_string()
     }
     #[getter]
-    fn user(&self) -> &str {
-        &self.user
+    fn user(&self, py: Python<'_>) -> Py<PyString> {
+        self.user.clone_ref(py)
     }
     #[getter]
-    fn profile(&self) -> &str {
-        &self.profile
+    fn profile(&self, py: Python<'_>) -> Py<PyString> {
+        self.profile.clone_ref(py)
     }
     #[getter]
     fn session_type(&self) -> PySessionType {
@@ -105,19 +111,47 @@ impl PySession {
         self.info.browser_bound
     }
 
-    fn __repr__(&self) -> String {
+    /// Equal when every public fact is: the same session seen at the same moment. Unhashable
+    /// (no `__hash__`), as before.
+    fn __richcmp__(
+        &self,
+        other: &Bound<'_, PyAny>,
+        op: CompareOp,
+        py: Python<'_>,
+    ) -> PyResult<Py<PyAny>> {
+        let Ok(other) = other.cast::<PySession>() else {
+            return Ok(py.NotImplemented());
+        };
+        let other = other.get();
+        let equal = || -> PyResult<bool> {
+            Ok(self.info == other.info
+                && self.user.bind(py).as_any().eq(other.user.bind(py))?
+                && self.profile.bind(py).as_any().eq(other.profile.bind(py))?)
+        };
+        match op {
+            CompareOp::Eq => Ok(equal()?.into_pyobject(py)?.to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok((!equal()?)
+                .into_pyobject(py)?
+                .to_owned()
+                .into_any()
+                .unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
         let info = &self.info;
-        format!(
+        Ok(format!(
             "Session(handle='{}', user={}, profile={}, session_type=SessionType.{}, \
              level=SecurityLevel.{}, source_ip='{}', valid_until='{}')",
             info.handle,
-            convert::quoted(&self.user),
-            convert::quoted(&self.profile),
+            convert::quoted(&self.user.bind(py).to_cow()?),
+            convert::quoted(&self.profile.bind(py).to_cow()?),
             info.session_type,
             info.level,
             info.source_ip,
             convert::iso(info.valid_until),
-        )
+        ))
     }
 }
 
@@ -143,11 +177,11 @@ impl PyIssued {
     fn session(&self, py: Python<'_>) -> Py<PySession> {
         self.session.clone_ref(py)
     }
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
             "Issued(token='swd_[REDACTED]', session={})",
-            self.session.get().__repr__()
-        )
+            self.session.get().__repr__(py)?
+        ))
     }
 }
 
