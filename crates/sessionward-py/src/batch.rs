@@ -31,6 +31,7 @@ use sessionward_core::{Engine, Requirement, SecurityLevel, TOKEN_LEN};
 
 use crate::convert;
 use crate::errors;
+use crate::ffi::{list_item_address, prefetch_object};
 
 /// The tokens of a batch call: a list or tuple is read in place; any other iterable (but a
 /// bare `str`) is collected into a list first.
@@ -181,7 +182,7 @@ const PREFETCH_AHEAD: usize = 8;
 
 /// Whether this interpreter always runs Python code under the GIL: true but on a free-threaded
 /// build running without it (where another thread may resize a list while we read it).
-fn gil_always_held(py: Python<'_>) -> bool {
+pub(crate) fn gil_always_held(py: Python<'_>) -> bool {
     static HELD: PyOnceLock<bool> = PyOnceLock::new();
     *HELD.get_or_init(py, || {
         (|| -> PyResult<bool> {
@@ -193,38 +194,6 @@ fn gil_always_held(py: Python<'_>) -> bool {
         })()
         .unwrap_or(false)
     })
-}
-
-/// The object at `list[index]` without taking a reference to it (`None` past the end or when
-/// the list could change under us): only for `prefetch_object`.
-#[allow(unsafe_code)]
-fn list_item_address(list: &Bound<'_, PyList>, index: usize) -> Option<*mut pyo3::ffi::PyObject> {
-    if index >= list.len() || !gil_always_held(list.py()) {
-        return None;
-    }
-    // SAFETY: we are attached (a `Bound` proves it) and the interpreter runs Python code only
-    // under the GIL (`gil_always_held`), so nothing can resize the list meanwhile, and `index`
-    // is within its length: the slot read is initialised memory of the list's item array. The
-    // pointer is returned as an address only; it is never dereferenced.
-    Some(unsafe { pyo3::ffi::PyList_GET_ITEM(list.as_ptr(), index as pyo3::ffi::Py_ssize_t) })
-}
-
-/// Hints the CPU to load the first two cache lines of the object at `address` (a `str`'s
-/// header and text): the tokens of a batch are scattered over the heap, and reading them one
-/// after the other would wait for one cache miss per token. Measured: `check_many` on 100k
-/// sessions from 1.5-2.5 to 2.1-3.1 M/s on one thread.
-#[allow(unsafe_code)]
-fn prefetch_object(address: *mut pyo3::ffi::PyObject) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `_mm_prefetch` is a hint: it never dereferences the address as far as the program
-    // can observe and cannot fault, whatever the address; SSE is part of the x86_64 baseline.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>());
-        _mm_prefetch::<_MM_HINT_T0>(address.cast::<i8>().wrapping_add(64));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = address;
 }
 
 /// Tokens per chunk of a `check_many` job: small enough to share a batch between two threads

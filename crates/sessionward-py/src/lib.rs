@@ -18,6 +18,7 @@ mod clock;
 mod convert;
 mod enums;
 mod errors;
+mod ffi;
 mod names;
 mod org;
 mod results;

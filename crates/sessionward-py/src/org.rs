@@ -34,9 +34,10 @@ use crate::clock::PyManualClock;
 use crate::convert;
 use crate::enums::{PyLoginMethod, PySecurityLevel, PySessionType};
 use crate::errors;
+use crate::ffi::untrack;
 use crate::names::Names;
 use crate::results::{
-    untrack, PyChallengeRequired, PyDenied, PyEvent, PyGrant, PyIssued, PySession, PySessionPage,
+    PyChallengeRequired, PyDenied, PyEvent, PyGrant, PyIssued, PySession, PySessionPage,
     PySweepStats, PyTableStats,
 };
 use crate::settings::{PyOrgSettings, PyProfile};

@@ -12,23 +12,6 @@ use sessionward_core::{Event, EventKind, Handle, SessionInfo, SweepStats, TableS
 use crate::convert;
 use crate::enums::{PyDenyReason, PyLoginMethod, PySecurityLevel, PySessionType};
 
-/// Takes an object that can never be part of a reference cycle out of the cycle collector's
-/// lists.
-///
-/// pyo3 makes every `#[pyclass]` a GC type. Results such as `Session` and `Event` can never be
-/// part of a reference cycle, yet a list of 100k tracked objects makes every older-generation
-/// collection walk all of them: `validate_many` spent a quarter of its time in the collector
-/// before this.
-#[allow(unsafe_code)]
-pub(crate) fn untrack<T: pyo3::PyClass + NoPyReferences>(obj: &Bound<'_, T>) {
-    // SAFETY: `obj` is a live object and the GIL is held (a `Bound` proves both). Untracking
-    // is allowed for any GC object, is idempotent, and pyo3's deallocator untracks again
-    // (a no-op). `T: NoPyReferences` promises that the object refers to no object that can
-    // refer back (at most to `str` objects, which refer to nothing), so no cycle can go
-    // through it and the collector loses nothing by not seeing it.
-    unsafe { pyo3::ffi::PyObject_GC_UnTrack(obj.as_ptr().cast()) }
-}
-
 /// Marker of pyclasses whose fields hold only Rust data and `str` objects: never an object that
 /// could refer back to them.
 pub(crate) trait NoPyReferences {}
