@@ -1745,7 +1745,7 @@ impl Engine {
     ///
     /// Bulk ends are persisted as one end per session rather than as an epoch record: the
     /// set on disk is then exactly the set that ended in memory, with no sequence number in
-    /// the 76-byte record and no lock shared with logins (see `docs/durability.md`).
+    /// the 72-byte record and no lock shared with logins (see `docs/durability.md`).
     fn end_matching_in_memory(
         &self,
         reason: EndReason,
