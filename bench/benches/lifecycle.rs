@@ -55,27 +55,9 @@ fn config() -> Criterion {
 
 // ----- create ------------------------------------------------------------------------------
 
-/// `sessions` logins on `threads` threads into a fresh engine; thread `t` logs in every
-/// `threads`-th session, so threads use disjoint users.
+/// `sessions` logins on `threads` threads into a fresh engine (see [`time_creates`]).
 fn create_engine(sessions: usize, threads: usize) -> Duration {
-    let clock = ManualClock::new(T0);
-    let users = users_for(sessions);
-    let engine = empty_engine(&clock, users);
-    let names = user_names(users);
-    let start = Instant::now();
-    thread::scope(|scope| {
-        for t in 0..threads {
-            let (engine, names) = (&engine, &names);
-            scope.spawn(move || {
-                for i in (t..sessions).step_by(threads) {
-                    black_box(log_in(engine, &names[i % users]));
-                }
-            });
-        }
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(engine.stats().records, sessions);
-    elapsed
+    time_creates(sessions, threads)
 }
 
 /// `sessions` baseline logins on `threads` threads into a fresh table.

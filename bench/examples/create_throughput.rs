@@ -6,34 +6,13 @@
 //! `cargo run --release -p sessionward-bench --example create_throughput [-- SESSIONS [ROUNDS]]`
 //! (defaults: 1000000 sessions, 3 rounds; every round starts from an empty engine).
 
-use std::hint::black_box;
 use std::thread;
-use std::time::Instant;
 
 use sessionward_bench::*;
-use sessionward_core::ManualClock;
 
-/// Logins per second of one round: `sessions` logins on `threads` threads, thread `t` taking
-/// every `threads`-th session (so threads use disjoint users).
+/// Logins per second of one round (see [`time_creates`]).
 fn round(sessions: usize, threads: usize) -> f64 {
-    let clock = ManualClock::new(T0);
-    let users = users_for(sessions);
-    let engine = empty_engine(&clock, users);
-    let names = user_names(users);
-    let start = Instant::now();
-    thread::scope(|scope| {
-        for t in 0..threads {
-            let (engine, names) = (&engine, &names);
-            scope.spawn(move || {
-                for i in (t..sessions).step_by(threads) {
-                    black_box(log_in(engine, &names[i % users]));
-                }
-            });
-        }
-    });
-    let rate = sessions as f64 / start.elapsed().as_secs_f64();
-    assert_eq!(engine.stats().records, sessions);
-    rate
+    sessions as f64 / time_creates(sessions, threads).as_secs_f64()
 }
 
 fn main() {

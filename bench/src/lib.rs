@@ -80,6 +80,30 @@ pub fn user_names(users: usize) -> Vec<String> {
     (0..users).map(|i| format!("user{i}")).collect()
 }
 
+/// Logs `sessions` sessions into a fresh memory-only engine on `threads` threads, thread `t`
+/// taking every `threads`-th session (so threads use disjoint users); returns the wall time of
+/// the logins alone (set-up excluded) and checks that every session was created.
+pub fn time_creates(sessions: usize, threads: usize) -> Duration {
+    let clock = ManualClock::new(T0);
+    let users = users_for(sessions);
+    let engine = empty_engine(&clock, users);
+    let names = user_names(users);
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (engine, names) = (&engine, &names);
+            scope.spawn(move || {
+                for i in (t..sessions).step_by(threads) {
+                    std::hint::black_box(log_in(engine, &names[i % users]));
+                }
+            });
+        }
+    });
+    let elapsed = start.elapsed();
+    assert_eq!(engine.stats().records, sessions);
+    elapsed
+}
+
 /// How many users `sessions` sessions are spread over: [`MAX_USERS`] at most.
 pub fn users_for(sessions: usize) -> usize {
     MAX_USERS.min(sessions.max(1))
