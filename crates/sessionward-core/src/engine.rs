@@ -44,7 +44,7 @@ use crate::events::{EventListener, EventLog};
 use crate::settings::check_name;
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, STATE_LIVE};
-use crate::token::{selector_of, sha256, TokenDigest};
+use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
 use crate::{
     is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
     ExpiryKind, Handle, Issued, LoginMethod, LoginOutcome, LoginRequest, OrgSettings, Profile,
@@ -1402,7 +1402,7 @@ impl Engine {
         // with the checksum and SHA-256 below instead of following them.
         let selector = selector_of(token).ok_or(Refusal::Malformed)?;
         self.shard(selector).slots_hint.prefetch(selector);
-        if !is_well_formed(token) {
+        if !rest_is_well_formed(token) {
             return Err(Refusal::Malformed);
         }
         let digest = TokenDigest::of_token(token, selector);
