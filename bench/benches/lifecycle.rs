@@ -116,6 +116,29 @@ fn bench_create(c: &mut Criterion) {
 
 // ----- end ---------------------------------------------------------------------------------
 
+/// Splits `items` over `threads` threads, calls `end` on each, and returns the wall time;
+/// checks that every call ended a live session.
+fn time_ends<T: Sync>(items: &[T], threads: usize, end: impl Fn(&T) -> bool + Sync) -> Duration {
+    let chunk = items.len().div_ceil(threads).max(1);
+    let start = Instant::now();
+    let ended: usize = thread::scope(|scope| {
+        let workers: Vec<_> = items
+            .chunks(chunk)
+            .map(|mine| {
+                let end = &end;
+                scope.spawn(move || mine.iter().filter(|&item| end(black_box(item))).count())
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("end thread"))
+            .sum()
+    });
+    let elapsed = start.elapsed();
+    assert_eq!(ended, items.len());
+    elapsed
+}
+
 /// Ends every session of a fresh `sessions`-session engine by handle on `threads` threads.
 fn end_engine(sessions: usize, threads: usize) -> Duration {
     let clock = ManualClock::new(T0);
@@ -123,55 +146,13 @@ fn end_engine(sessions: usize, threads: usize) -> Duration {
     let engine = populate_on(&clock, sessions, |issued| {
         handles.push(issued.session.handle)
     });
-    let chunk = sessions.div_ceil(threads);
-    let start = Instant::now();
-    let ended: usize = thread::scope(|scope| {
-        let workers: Vec<_> = handles
-            .chunks(chunk)
-            .map(|mine| {
-                let engine = &engine;
-                scope.spawn(move || {
-                    mine.iter()
-                        .filter(|&&handle| engine.end_session(black_box(handle)))
-                        .count()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("end thread"))
-            .sum()
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(ended, sessions);
-    elapsed
+    time_ends(&handles, threads, |&handle| engine.end_session(handle))
 }
 
 /// Ends every session of a fresh baseline table by handle (digest) on `threads` threads.
 fn end_baseline<B: Baseline>(digests: &[Key], threads: usize) -> Duration {
     let table = B::from_digests(digests, t0_secs());
-    let chunk = digests.len().div_ceil(threads);
-    let start = Instant::now();
-    let ended: usize = thread::scope(|scope| {
-        let workers: Vec<_> = digests
-            .chunks(chunk)
-            .map(|mine| {
-                let table = &table;
-                scope.spawn(move || {
-                    mine.iter()
-                        .filter(|digest| table.end(black_box(digest)))
-                        .count()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().expect("end thread"))
-            .sum()
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(ended, digests.len());
-    elapsed
+    time_ends(digests, threads, |digest| table.end(digest))
 }
 
 fn bench_end_baseline<B: Baseline>(
