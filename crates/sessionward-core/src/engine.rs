@@ -42,6 +42,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::events::{EventListener, EventLog};
 use crate::settings::check_name;
+use crate::slots::{SlotPool, Slots};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, STATE_LIVE};
 use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
@@ -392,10 +393,11 @@ impl EngineBuilder {
             restore_directory(&mut directory, state);
         }
         let policy = directory.validation_policy();
+        let slot_pool = SlotPool::new(self.shards);
         let shards = (0..self.shards)
-            .map(|_| {
+            .map(|shard| {
                 Shard::new(ShardState {
-                    table: Table::default(),
+                    table: Table::new(Arc::clone(&slot_pool), shard),
                     policy: Arc::clone(&policy),
                     next_sweep: 0,
                 })
@@ -404,6 +406,7 @@ impl EngineBuilder {
         let mut engine = Engine {
             clock: self.clock,
             shards,
+            slot_pool,
             shard_mask: self.shards as u64 - 1,
             directory: RwLock::new(directory),
             challenges: Mutex::new(HashMap::new()),
@@ -598,6 +601,8 @@ pub struct TableStats {
 pub struct Engine {
     clock: Arc<dyn Clock>,
     shards: Arc<[Shard]>,
+    /// Where the shards' tables take their slot memory from.
+    slot_pool: Arc<SlotPool>,
     shard_mask: u64,
     directory: RwLock<Directory>,
     challenges: Mutex<HashMap<[u8; 32], PendingChallenge>>,
@@ -658,6 +663,33 @@ impl Engine {
 
     fn shard(&self, hash: u64) -> &Shard {
         &self.shards[(hash & self.shard_mask) as usize]
+    }
+
+    /// Moves shard `index`'s table to the capacity class `wanted` asks for, if it asks for
+    /// one, taking the new slot memory with the lock released: fresh memory can take
+    /// milliseconds to fault in (huge pages under a hypervisor), far too long to hold up the
+    /// shard's validations. Returns the guard, retaken, and the slots the table no longer
+    /// uses, which the caller drops *after* releasing the guard (the last part of a
+    /// generation unmaps it).
+    fn resized<'a>(
+        &'a self,
+        index: usize,
+        guard: ShardWriteGuard<'a>,
+        wanted: impl Fn(&Table) -> Option<usize>,
+    ) -> (ShardWriteGuard<'a>, Option<Slots>) {
+        let Some(class) = wanted(&guard.table) else {
+            return (guard, None);
+        };
+        drop(guard);
+        let fresh = self.slot_pool.slots(index, class);
+        let mut guard = self.shards[index].write();
+        // Another thread may have resized the table meanwhile.
+        let unused = if wanted(&guard.table) == Some(class) {
+            guard.table.move_into(fresh)
+        } else {
+            fresh
+        };
+        (guard, Some(unused))
     }
 
     // ----- durability -------------------------------------------------------------------------
@@ -1288,16 +1320,24 @@ impl Engine {
             let mut swept = Vec::new();
             let mut forgotten = Vec::new();
             {
-                let mut shard = self.shard(hash).write();
+                let index = (hash & self.shard_mask) as usize;
+                let (mut shard, grown_out_of) =
+                    self.resized(index, self.shards[index].write(), Table::class_to_grow);
                 if shard.table.insert(record).is_err() {
                     // 64-bit handle collision (or a zero hash): draw another token.
+                    drop(shard);
+                    drop(grown_out_of);
                     continue;
                 }
+                let mut shrunk_out_of = None;
                 if now >= shard.next_sweep {
                     shard.next_sweep = now.saturating_add(OPPORTUNISTIC_SWEEP_INTERVAL);
                     let forgotten = durable.then_some(&mut forgotten);
                     self.sweep_locked(&mut shard, now, &mut swept, forgotten);
+                    (shard, shrunk_out_of) = self.resized(index, shard, Table::class_to_shrink);
                 }
+                drop(shard);
+                drop((grown_out_of, shrunk_out_of));
             }
             sessions.push_handle(hash);
             drop(sessions);
@@ -1401,7 +1441,9 @@ impl Engine {
         // The selector names the slot: start loading it now, so that the cache miss overlaps
         // with the checksum and SHA-256 below instead of following them.
         let selector = selector_of(token).ok_or(Refusal::Malformed)?;
-        self.shard(selector).slots_hint.prefetch(selector);
+        let shard = self.shard(selector);
+        shard.slots_hint.prefetch(selector);
+        crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         if !rest_is_well_formed(token) {
             return Err(Refusal::Malformed);
         }
@@ -1872,7 +1914,9 @@ impl Engine {
             stats.removed += self.sweep_locked(&mut shard, now, &mut expired, forget);
             stats.shards += 1;
             stats.expired += expired.len() - before;
+            let (shard, shrunk_out_of) = self.resized(index, shard, Table::class_to_shrink);
             drop(shard);
+            drop(shrunk_out_of);
             self.emit_expired(now, std::mem::take(&mut expired));
         }
         if !forgotten.is_empty() {

@@ -65,7 +65,7 @@
 //!
 //! **Layout of a record.** The table is split into 256 cache-padded shards (`Engine::builder()
 //! .shards(n)` for another power of two), each a `parking_lot::RwLock` around one
-//! open-addressing Robin Hood table whose records live inline in one boxed slice: no node
+//! open-addressing Robin Hood table whose records live inline in one array: no node
 //! allocations, no pointers to chase. A record is 72 bytes:
 //!
 //! | bytes | field |
@@ -80,6 +80,14 @@
 //! directory of users and profiles. The capacity grows by half at 7/8 load (the home slot is
 //! `hash × capacity >> 64`, so any capacity works), and per-user handle lists grow by a quarter:
 //! about 92 bytes per live session at 1 M, index of each user's sessions included.
+//!
+//! **Huge pages.** At 1 M sessions a validation's cost is one random memory access, and with
+//! 4 KiB pages that access also misses the TLB (a nested page walk under a hypervisor). So the
+//! tables of all shards at one capacity share one allocation advised for 2 MiB pages
+//! (`madvise(MADV_HUGEPAGE)` on Linux), shard `i` owning part `i`; a growing table moves to
+//! its part of the next such generation. Each shard still has its own lock and grows on its
+//! own (only its records are rehashed under its write lock). See the `slots` module source
+//! for the design and why its `unsafe` is sound.
 //!
 //! **What the hot path touches.** A token is `swd_` + a 64-bit selector + a 256-bit secret + a
 //! CRC32. [`Engine::validate`]:
@@ -104,8 +112,8 @@
 //! shard's write lock at a time; bulk ends walk shards one by one or the user's own list. A
 //! login copies the few settings it applies under the directory's read lock instead of cloning
 //! shared `Arc`s, whose reference counts would bounce between cores. See the `engine` module
-//! source for the lock order. The one `unsafe` block of the crate is the prefetch intrinsic
-//! (module `prefetch`, which says why it is sound).
+//! source for the lock order. `unsafe` lives in two modules that each say why it is sound:
+//! `prefetch` (the prefetch intrinsic) and `slots` (shard tables sharing huge-page memory).
 //!
 //! ## Bearer-token discipline
 //!
@@ -125,6 +133,7 @@ mod oauth;
 mod prefetch;
 mod session;
 mod settings;
+mod slots;
 mod store;
 mod table;
 mod token;

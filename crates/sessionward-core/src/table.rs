@@ -4,9 +4,10 @@
 //!
 //! A [`Record`] is 72 bytes: the 28-byte session key (the token's 64-bit selector, which is the
 //! probe hash and the public handle, then a 160-bit SHA-256 prefix), the 16-byte origin address,
-//! five 32-bit times and ids, a 16-bit profile key and three bytes of state, level and flags. Records live inline in one boxed slice per shard, so a hit
-//! touches the record's home slot and, under Robin Hood probing, rarely more than one neighbour:
-//! one or two cache misses, no pointer chasing.
+//! five 32-bit times and ids, a 16-bit profile key and three bytes of state, level and flags.
+//! Records live inline in one array per shard (its part of a huge-page generation, see
+//! [`crate::slots`]), so a hit touches the record's home slot and, under Robin Hood probing,
+//! rarely more than one neighbour: one or two cache misses, no pointer chasing.
 //!
 //! The capacity is not a power of two (the home slot is `hash * capacity >> 64`), so the table
 //! grows by half at 7/8 load instead of doubling, which keeps memory per session near the record
@@ -19,7 +20,9 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
 
+use crate::slots::{class_for, SlotPool, Slots};
 use crate::token::KEY_LEN;
 
 /// Live state; any other value of [`Record::state`] below `EXPIRY_REPORTED` is an end reason.
@@ -72,7 +75,8 @@ pub(crate) struct NewRecord {
 }
 
 impl Record {
-    fn empty() -> Self {
+    /// An empty slot (all zero bytes, which is also what fresh slot memory holds).
+    pub(crate) fn empty() -> Self {
         Self {
             digest: [0; KEY_LEN],
             origin: [0; 16],
@@ -214,10 +218,16 @@ pub(crate) fn hash_of(digest: &[u8; KEY_LEN]) -> u64 {
 }
 
 /// One shard's records. Not synchronized: the engine wraps each table in its shard's lock.
-#[derive(Debug, Default)]
+///
+/// The slots are this shard's part of a generation shared by all shards of the engine (see
+/// [`crate::slots`]), so that large tables sit on huge pages.
+#[derive(Debug)]
 pub(crate) struct Table {
-    slots: Box<[Record]>,
-    len: usize,
+    slots: Slots,
+    len: u32,
+    /// This table's shard: which part of each generation is its.
+    shard: u32,
+    pool: Arc<SlotPool>,
 }
 
 /// Where a table's slots are, readable without the table's lock, so that a validation can start
@@ -268,9 +278,19 @@ pub(crate) enum InsertError {
 }
 
 impl Table {
+    /// An empty table for shard `shard`, taking its slots from `pool`.
+    pub(crate) fn new(pool: Arc<SlotPool>, shard: usize) -> Self {
+        Self {
+            slots: Slots::empty(),
+            len: 0,
+            shard: u32::try_from(shard).expect("shard indexes fit in u32"),
+            pool,
+        }
+    }
+
     /// Records held, tombstones included.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Slots allocated.
@@ -346,7 +366,7 @@ impl Table {
         if hash == 0 || self.find_hash(hash).is_some() {
             return Err(InsertError::HashTaken);
         }
-        if (self.len + 1) * 8 > self.slots.len() * 7 {
+        if (self.len() + 1) * 8 > self.slots.len() * 7 {
             self.grow();
         }
         self.place(record);
@@ -373,15 +393,39 @@ impl Table {
         }
     }
 
+    /// Grows in place (slot memory taken under the caller's lock): for callers that run
+    /// before anything validates, or that did not call [`class_to_grow`](Self::class_to_grow).
     fn grow(&mut self) {
-        let capacity = (self.slots.len() + self.slots.len() / 2).max(16);
-        let fresh: Box<[Record]> = (0..capacity).map(|_| Record::empty()).collect();
-        let old = std::mem::replace(&mut self.slots, fresh);
-        for record in old.into_vec() {
-            if record.hash() != 0 {
-                self.place(record);
+        let class = class_for(self.slots.len() + 1);
+        let fresh = self.pool.slots(self.shard as usize, class);
+        self.move_into(fresh);
+    }
+
+    /// The class this table must move to before it can take one more record, if it must.
+    pub(crate) fn class_to_grow(&self) -> Option<usize> {
+        ((self.len() + 1) * 8 > self.slots.len() * 7).then(|| class_for(self.slots.len() + 1))
+    }
+
+    /// The class a sparse table (below 1/4 load, after a sweep) should shrink to, if any:
+    /// about twice its records, which gives memory back.
+    pub(crate) fn class_to_shrink(&self) -> Option<usize> {
+        (self.slots.len() > 64 && self.len() * 4 < self.slots.len())
+            .then(|| class_for(self.len() * 2))
+    }
+
+    /// Moves every record into `fresh` (empty slots from this table's pool, large enough) and
+    /// returns the slots it leaves, for the caller to drop once it released the lock: giving
+    /// back the last part of a generation unmaps it.
+    pub(crate) fn move_into(&mut self, fresh: Slots) -> Slots {
+        debug_assert!(fresh.len() * 7 >= self.len() * 8);
+        debug_assert!(fresh.iter().all(|slot| slot.hash() == 0));
+        let mut old = std::mem::replace(&mut self.slots, fresh);
+        for slot in old.iter_mut() {
+            if slot.hash() != 0 {
+                self.place(std::mem::replace(slot, Record::empty()));
             }
         }
+        old
     }
 
     /// Removes the record in `slot`, shifting the rest of its run back by one.
@@ -411,7 +455,8 @@ impl Table {
         }
     }
 
-    /// Removes every record for which `keep` is false; returns how many went.
+    /// Removes every record for which `keep` is false; returns how many went. Does not shrink
+    /// (see [`class_to_shrink`](Self::class_to_shrink)).
     ///
     /// `keep` may be called twice for a record that a removal shifted across the wrap-around.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Record) -> bool) -> usize {
@@ -427,22 +472,7 @@ impl Table {
             }
             slot += 1;
         }
-        self.shrink_if_sparse();
         removed
-    }
-
-    /// Gives memory back after a large sweep (below 1/4 load, shrink to about 1/2).
-    fn shrink_if_sparse(&mut self) {
-        if self.slots.len() > 64 && self.len * 4 < self.slots.len() {
-            let capacity = (self.len * 2).max(16);
-            let fresh: Box<[Record]> = (0..capacity).map(|_| Record::empty()).collect();
-            let old = std::mem::replace(&mut self.slots, fresh);
-            for record in old.into_vec() {
-                if record.hash() != 0 {
-                    self.place(record);
-                }
-            }
-        }
     }
 
     /// Every record, in slot order.
@@ -455,6 +485,12 @@ impl Table {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    impl Default for Table {
+        fn default() -> Self {
+            Self::new(SlotPool::new(1), 0)
+        }
+    }
 
     fn record(hash: u64, tag: u32) -> Record {
         let mut digest = [0_u8; KEY_LEN];
@@ -552,7 +588,12 @@ mod tests {
         let removed = table.retain(|r| r.user % 10 == 0);
         assert_eq!(removed, 3600);
         assert_eq!(table.len(), 400);
+        let class = table.class_to_shrink().expect("a tenth full: shrink");
+        let fresh = table.pool.slots(0, class);
+        let old = table.move_into(fresh);
+        assert_eq!(old.len(), big);
         assert!(table.capacity() < big);
+        assert!(table.class_to_shrink().is_none());
         for (i, &hash) in keys.iter().enumerate() {
             assert_eq!(table.find_hash(hash).is_some(), i % 10 == 0, "key {i}");
         }
