@@ -1443,10 +1443,13 @@ impl Engine {
         let selector = selector_of(token).ok_or(Refusal::Malformed)?;
         let shard = self.shard(selector);
         shard.slots_hint.prefetch(selector);
-        crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         if !rest_is_well_formed(token) {
             return Err(Refusal::Malformed);
         }
+        // The read lock's atomic add needs the lock's line exclusive, and the other core may
+        // hold it: fetch it now, under the hashing. Only for well-formed tokens, so a flood
+        // of malformed ones does not pull lock lines away from real validations.
+        crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         let digest = TokenDigest::of_token(token, selector);
         self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
     }
