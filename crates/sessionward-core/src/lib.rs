@@ -79,7 +79,8 @@
 //! Timeouts and flags are snapshotted into the record, so a validation never reads the
 //! directory of users and profiles. The capacity grows by half at 7/8 load (the home slot is
 //! `hash × capacity >> 64`, so any capacity works), and per-user handle lists grow by a quarter:
-//! about 92 bytes per live session at 1 M, index of each user's sessions included.
+//! about 110 bytes per live session at 1 M (RSS growth of a fresh process), index of each
+//! user's sessions included.
 //!
 //! **Huge pages.** At 1 M sessions a validation's cost is one random memory access, and with
 //! 4 KiB pages that access also misses the TLB (a nested page walk under a hypervisor). So the
@@ -93,9 +94,10 @@
 //! CRC32. [`Engine::validate`]:
 //! 1. decodes the 11-character selector (no table access yet) and issues a software prefetch
 //!    of its home slot, through a lock-free hint of where the shard's slots are;
-//! 2. checks the shape and CRC32 and computes SHA-256 over one 64-byte block (SHA-NI where
-//!    the CPU has it) *while that cache line is on its way*: on a table larger than the
-//!    caches the miss (~150-250 ns here) is the dominant cost, and this hides the ~60-80 ns of
+//! 2. checks the shape and CRC32, prefetches the shard's lock line for writing (the other
+//!    core may hold it), and computes SHA-256 over one 64-byte block (SHA-NI where the CPU
+//!    has it) *while those lines are on their way*: on a table larger than the caches the
+//!    miss (~180 ns here, with huge pages) is the dominant cost, and this hides most of the
 //!    hashing and checking under it;
 //! 3. takes the shard's read lock (one atomic add), compares the record at the home slot
 //!    (rarely its neighbour), checks state, expiry, IP lock, per-request login ranges and the
