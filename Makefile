@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: help demo test test-rust test-python lint bench fuzz-smoke clean
+.PHONY: help demo test test-rust memcheck test-python lint bench fuzz-smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -13,7 +13,7 @@ help: ## List the targets
 demo: ## The main job: simulate an org's day on the embedded default and write a report
 	$(CARGO) run --release -p sessionward-harness -- --out reports/latest
 
-test: lint test-rust test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, Python tests + stubtest, fuzz smoke
+test: lint test-rust memcheck test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, memcheck, Python tests + stubtest, fuzz smoke
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check
@@ -21,6 +21,17 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 
 test-rust: ## All Rust unit, integration, property, stress and doc tests
 	$(CARGO) test --workspace
+
+# cargo runs test binaries through CARGO_TARGET_<HOST>_RUNNER when it is set.
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+RUNNER_VAR := CARGO_TARGET_$(shell echo '$(HOST_TRIPLE)' | tr 'a-z.-' 'A-Z__')_RUNNER
+MEMCHECK := valgrind --error-exitcode=99 --quiet
+
+# The stress test is left out: valgrind runs threads one at a time, which stretches it to
+# minutes and towards its deadlock timeout (it passes, run by hand).
+memcheck: ## The core's unit, engine and model tests under valgrind memcheck (the unsafe code in slots.rs and prefetch.rs; Miri is not installable here)
+	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-core --lib --test engine
+	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-tests --test model
 
 test-python: ## Build the Python package into .venv, run stubtest, mypy --strict and pytest
 	scripts/test-python.sh
