@@ -783,3 +783,52 @@ fn engine_tunables_are_checked() {
         .build()
         .is_err());
 }
+
+#[test]
+fn tables_grow_and_shrink_through_shared_generations_without_losing_a_session() {
+    let org = Org::default();
+    let many: Vec<Issued> = (0..4000).map(|_| org.login("ada", "10.0.0.1")).collect();
+    let grown = org.engine.stats();
+    assert_eq!(grown.records, 4000);
+    assert!(
+        grown.capacity * 7 >= 4000 * 8,
+        "8 shards grew well past their first 16 slots: {grown:?}"
+    );
+    org.advance(MIN);
+    for issued in &many {
+        assert!(
+            org.check(issued, "10.0.0.1").is_ok(),
+            "no session lost moving"
+        );
+    }
+
+    // Ada's sessions expire 2 h after their last use and are forgotten an hour later; Bob's,
+    // issued in between (opportunistic sweeps running), outlive them.
+    org.advance(2 * HOUR + 30 * MIN);
+    let few: Vec<Issued> = (0..40).map(|_| org.login("bob", "10.0.0.1")).collect();
+    org.advance(HOUR);
+    let swept = org.engine.sweep_all();
+    assert_eq!(swept.removed, 4000);
+    let shrunk = org.engine.stats();
+    assert_eq!((shrunk.records, shrunk.live), (40, 40));
+    assert!(
+        shrunk.capacity * 4 < grown.capacity,
+        "sparse tables gave their slots back: {grown:?} -> {shrunk:?}"
+    );
+    for issued in &few {
+        assert!(
+            org.check(issued, "10.0.0.1").is_ok(),
+            "survivors still validate"
+        );
+    }
+    for issued in many.iter().step_by(97) {
+        assert_eq!(org.check(issued, "10.0.0.1"), Err(Refusal::Unknown));
+    }
+
+    // And grow again, into generations the first growth freed or still holds.
+    let again: Vec<Issued> = (0..3000).map(|_| org.login("ada", "10.0.0.1")).collect();
+    for issued in again.iter().chain(&few) {
+        assert!(org.check(issued, "10.0.0.1").is_ok());
+    }
+    assert_eq!(org.engine.stats().live, 3040);
+}
