@@ -1565,6 +1565,7 @@ impl Engine {
         Ok(info)
     }
 
+    #[inline]
     fn info(&self, record: &Record, last_seen: u32) -> SessionInfo {
         SessionInfo {
             handle: Handle(record.hash()),
