@@ -270,8 +270,10 @@ impl SlotPool {
         };
         generation
             .take(shard % self.shards)
-            // The table already holds this part (it never asks for its own class) or the
-            // shard index is off: a private generation of one part keeps it correct.
+            // Someone holds this part: another thread growing the same table at the same
+            // moment (both take their slots with the shard's lock released; one of them
+            // will find the table already grown and give its slots back). A private
+            // generation of one part keeps it correct, on small pages.
             .or_else(|| Generation::new(1, capacity_of(class)).take(0))
             .expect("a fresh one-part generation has its part free")
     }
