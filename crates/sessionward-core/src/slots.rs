@@ -29,10 +29,10 @@
 //!
 //! - **Validity.** The allocation is zeroed, and all-zero bytes are a valid, empty
 //!   [`Record`] (byte arrays, integers and atomics only; asserted by a test).
-//! - **Exclusivity.** A part is handed out only after its `taken` flag went from free to
-//!   taken, and the flag goes back only when that [`Slots`] is dropped, so two live `Slots`
-//!   never overlap; a `Slots` lends its records only through `&self` / `&mut self`, like a
-//!   `Box<[Record]>`.
+//! - **Exclusivity.** A part is handed out only after its state went from `FREE` to `TAKEN`
+//!   (an atomic swap), and it goes back to `FREE` only when that [`Slots`] is dropped, so two
+//!   live `Slots` never overlap; a `Slots` lends its records only through `&self` /
+//!   `&mut self`, like a `Box<[Record]>`.
 //! - **Lifetime.** Every `Slots` holds an `Arc` of its generation, which frees the allocation
 //!   (with the layout it was made with) only when the last one is gone. [`Record`] has no drop
 //!   glue (asserted at compile time), so records left in the memory need no dropping.
@@ -53,7 +53,7 @@ const _: () = assert!(!std::mem::needs_drop::<Record>());
 
 /// Capacity of the first (smallest) table.
 const FIRST_CAPACITY: usize = 16;
-/// The 2 MiB huge page size of x86_64 and aarch64 Linux.
+/// The huge page size of x86_64 Linux (and aarch64 with 4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
 
 /// The capacity of tables of class `class`: 16, 24, 36, 54, ... (each half again the last).
