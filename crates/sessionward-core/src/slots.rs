@@ -179,12 +179,6 @@ impl Slots {
     }
 }
 
-impl Default for Slots {
-    fn default() -> Self {
-        Self::empty()
-    }
-}
-
 impl std::ops::Deref for Slots {
     type Target = [Record];
     #[inline]

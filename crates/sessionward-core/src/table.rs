@@ -366,8 +366,11 @@ impl Table {
         if hash == 0 || self.find_hash(hash).is_some() {
             return Err(InsertError::HashTaken);
         }
-        if (self.len() + 1) * 8 > self.slots.len() * 7 {
-            self.grow();
+        if let Some(class) = self.class_to_grow() {
+            // Slot memory taken under the caller's lock: for callers that run before anything
+            // validates, or that did not make room first (see `Engine::resized`).
+            let fresh = self.pool.slots(self.shard as usize, class);
+            self.move_into(fresh);
         }
         self.place(record);
         self.len += 1;
@@ -391,14 +394,6 @@ impl Table {
             distance += 1;
             slot = self.next(slot);
         }
-    }
-
-    /// Grows in place (slot memory taken under the caller's lock): for callers that run
-    /// before anything validates, or that did not call [`class_to_grow`](Self::class_to_grow).
-    fn grow(&mut self) {
-        let class = class_for(self.slots.len() + 1);
-        let fresh = self.pool.slots(self.shard as usize, class);
-        self.move_into(fresh);
     }
 
     /// The class this table must move to before it can take one more record, if it must.
