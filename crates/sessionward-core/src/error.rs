@@ -182,14 +182,20 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The form in which refused input is echoed back: tokens redacted, control characters replaced
-/// (so that `{:?}` cannot blow one character up into a six-character escape, and terminals and
-/// log lines stay intact), at most 64 characters.
+/// The form in which refused input is echoed back: tokens redacted, control characters and
+/// every other character that `{:?}` would escape as `\u{...}` replaced (so that the echo
+/// cannot blow one character up into a ten-byte escape, and terminals and log lines stay
+/// intact), at most 64 characters.
 pub(crate) fn shorten(text: &str) -> String {
     let redacted = crate::redact_tokens(text);
-    let mut chars = redacted
-        .chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c });
+    // `escape_debug` is longer than two characters (`\n`, `\"`) only for `\u{...}` escapes.
+    let mut chars = redacted.chars().map(|c| {
+        if c.is_control() || c.escape_debug().count() > 2 {
+            '\u{FFFD}'
+        } else {
+            c
+        }
+    });
     let mut short: String = chars.by_ref().take(64).collect();
     if chars.next().is_some() {
         short.push('…');
@@ -208,6 +214,25 @@ mod tests {
         let token = crate::Token::generate().unwrap();
         let echoed = shorten(&format!("bad {}", token.expose_secret()));
         assert!(!echoed.contains(&token.expose_secret()[4..]));
+    }
+
+    #[test]
+    fn shorten_replaces_characters_debug_would_escape() {
+        // Found by the `addresses` fuzz target: 64 unassigned code points (U+61019) are
+        // echoed by `{:?}` as `\u{61019}` each, a 600-byte message.
+        let echoed = shorten(&"\u{61019}".repeat(100));
+        assert!(echoed.chars().take(64).all(|c| c == '\u{FFFD}'));
+        let message = Error::InvalidCidr {
+            field: "trusted_ranges",
+            value: echoed,
+        }
+        .to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert_eq!(
+            shorten("é ü 東京 \"x\""),
+            "é ü 東京 \"x\"",
+            "printable text is kept"
+        );
     }
 
     #[test]
