@@ -1,6 +1,7 @@
 //! Validates hot tokens against a 1 M-session engine in a loop, for `perf record`:
 //! `cargo build --release -p sessionward-bench --example profile_validate` then
-//! `perf record -g target/release/examples/profile_validate`.
+//! `perf record -g target/release/examples/profile_validate [SESSIONS [ROUNDS [batch]]]`
+//! (`batch`: through `validate_many` in batches of 64 instead of one call per token).
 
 use sessionward_bench::*;
 use sessionward_core::Requirement;
@@ -26,7 +27,26 @@ fn main() {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
+    let batch = std::env::args().nth(3).as_deref() == Some("batch");
+    let mut tokens: Vec<&str> = Vec::with_capacity(64);
+    let mut results = Vec::with_capacity(64);
     for _ in 0..rounds {
+        if batch {
+            for chunk in 0..(1 << 18) / 64 {
+                tokens.clear();
+                tokens.extend(
+                    (chunk * 64..(chunk + 1) * 64).map(|i| &stream[i * width..(i + 1) * width]),
+                );
+                engine.validate_many(
+                    std::hint::black_box(&tokens),
+                    &[ip],
+                    Requirement::Any,
+                    &mut results,
+                );
+                ok += results.iter().filter(|result| result.is_ok()).count() as u64;
+            }
+            continue;
+        }
         for i in 0..(1 << 18) {
             let token = &stream[i * width..(i + 1) * width];
             ok += u64::from(

@@ -36,12 +36,12 @@ fn run(
                 let mut results = Vec::with_capacity(64);
                 let mut tokens: Vec<&str> = Vec::with_capacity(64);
                 while start.elapsed() < for_ {
-                    for round in 0..64 {
+                    for _ in 0..64 {
                         if batch {
                             tokens.clear();
                             for i in 0..64 {
-                                let at =
-                                    ((round * 64 + i) % (1 << 18)) * sessionward_core::TOKEN_LEN;
+                                let at = (((done as usize) + i) % (1 << 18))
+                                    * sessionward_core::TOKEN_LEN;
                                 tokens.push(&text[at..at + sessionward_core::TOKEN_LEN]);
                             }
                             engine.validate_many(

@@ -44,7 +44,7 @@ use crate::events::{EventListener, EventLog};
 use crate::settings::check_name;
 use crate::slots::{SlotPool, Slots};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
-use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, STATE_LIVE};
+use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK, STATE_LIVE};
 use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
 use crate::{
     is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
@@ -766,7 +766,7 @@ impl Engine {
             });
             match session.ended {
                 Some((reason, at)) => {
-                    record.state.store(reason as u8, Ordering::Relaxed);
+                    record.set_ended(reason as u8);
                     record.last_seen.store(at, Ordering::Relaxed);
                 }
                 None => record
@@ -1458,9 +1458,11 @@ impl Engine {
     /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
     /// when one address is given for all). Reads the clock once.
     ///
-    /// Works in chunks of 16: it first reads every token's selector and prefetches its home
-    /// slot, then checks, hashes and looks up each one, so the cache misses of a chunk overlap
-    /// with each other and with the hashing instead of following one another.
+    /// A software pipeline: while token `i` is checked, hashed and looked up, the lines of
+    /// token `i + AHEAD`'s lookup (its slots and its shard's lock) are already on their way, so
+    /// the cache misses overlap with the hashing of the tokens before them instead of
+    /// following it. `AHEAD` is small because each token prefetches several lines and a core
+    /// tracks only a few dozen misses at once.
     ///
     /// Locking: per token, one shard read lock for the lookup (prefetching takes none).
     pub fn validate_many<S: AsRef<str>>(
@@ -1470,28 +1472,31 @@ impl Engine {
         requirement: Requirement<'_>,
         results: &mut Vec<Result<SessionInfo, Refusal>>,
     ) {
-        const CHUNK: usize = 16;
+        const AHEAD: usize = 4;
         let now = self.now32();
         results.clear();
         results.reserve(tokens.len());
-        for (chunk_index, chunk) in tokens.chunks(CHUNK).enumerate() {
-            for token in chunk {
-                if let Some(selector) = selector_of(token.as_ref()) {
-                    self.shard(selector).slots_hint.prefetch(selector);
+        let prefetch = |token: &S| {
+            if let Some(selector) = selector_of(token.as_ref()) {
+                let shard = self.shard(selector);
+                shard.slots_hint.prefetch(selector);
+                crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+            }
+        };
+        tokens.iter().take(AHEAD).for_each(prefetch);
+        for (index, token) in tokens.iter().enumerate() {
+            if let Some(ahead) = tokens.get(index + AHEAD) {
+                prefetch(ahead);
+            }
+            let ip = ips.get(index).or(ips.first()).copied();
+            let digest = TokenDigest::of_well_formed(token.as_ref());
+            results.push(match (digest, ip) {
+                (Some(digest), Some(ip)) => {
+                    self.validate_digest(&digest, ip.to_canonical(), requirement, now, None)
                 }
-            }
-            for (offset, token) in chunk.iter().enumerate() {
-                let index = chunk_index * CHUNK + offset;
-                let ip = ips.get(index).or(ips.first()).copied();
-                let digest = TokenDigest::of_well_formed(token.as_ref());
-                results.push(match (digest, ip) {
-                    (Some(digest), Some(ip)) => {
-                        self.validate_digest(&digest, ip.to_canonical(), requirement, now, None)
-                    }
-                    (None, _) => Err(Refusal::Malformed),
-                    (Some(_), None) => Err(Refusal::IpMismatch),
-                });
-            }
+                (None, _) => Err(Refusal::Malformed),
+                (Some(_), None) => Err(Refusal::IpMismatch),
+            });
         }
     }
 
@@ -1508,7 +1513,7 @@ impl Engine {
         let shard = self.shard(digest.handle().0).state.read();
         let record = shard.table.find(&digest.0).ok_or(Refusal::Unknown)?;
         let state = record.state.load(Ordering::Acquire);
-        if let Some(reason) = EndReason::from_u8(state & !EXPIRY_REPORTED) {
+        if let Some(reason) = EndReason::from_u8(state & REASON_MASK) {
             return Err(Refusal::Ended(reason));
         }
         let last_seen = record.last_seen.load(Ordering::Relaxed);
@@ -1536,7 +1541,7 @@ impl Engine {
             self.emit_for(now, EventKind::IpNotAllowed, hash, user, Some(ip));
             return Err(Refusal::IpNotAllowed);
         }
-        let current = SecurityLevel::from_u8(record.level.load(Ordering::Relaxed));
+        let current = SecurityLevel::from_u8(Record::level_in(state));
         let required = match requirement {
             Requirement::Any => None,
             Requirement::Level(level) => Some(level),
@@ -1560,7 +1565,7 @@ impl Engine {
         // to emit its event and persist the change.
         let info = self.info(record, now.max(last_seen));
         if let Some(level) = raise_to {
-            record.level.fetch_max(level as u8, Ordering::Relaxed);
+            record.raise_level(level as u8);
         }
         Ok(info)
     }
@@ -1573,7 +1578,7 @@ impl Engine {
             profile: ProfileKey(record.profile),
             session_type: SessionType::from_u8(record.session_type()),
             login_method: LoginMethod::from_u8(record.method()),
-            level: SecurityLevel::from_u8(record.level.load(Ordering::Relaxed)),
+            level: SecurityLevel::from_u8(record.level()),
             source_ip: record.origin_ip(),
             created: u64::from(record.created),
             last_activity: u64::from(last_seen),
@@ -1791,7 +1796,7 @@ impl Engine {
     ///
     /// Bulk ends are persisted as one end per session rather than as an epoch record: the
     /// set on disk is then exactly the set that ended in memory, with no sequence number in
-    /// the 72-byte record and no lock shared with logins (see `docs/durability.md`).
+    /// the 64-byte record and no lock shared with logins (see `docs/durability.md`).
     fn end_matching_in_memory(
         &self,
         reason: EndReason,
@@ -1866,7 +1871,7 @@ impl Engine {
                         .is_some_and(|kind| kind as u8 != record.session_type())
                     || filter
                         .level
-                        .is_some_and(|level| level as u8 != record.level.load(Ordering::Relaxed))
+                        .is_some_and(|level| level as u8 != record.level())
                     || source.is_some_and(|net| !net.contains(&record.origin_ip()))
                 {
                     continue;
@@ -1952,7 +1957,7 @@ impl Engine {
         shard.table.retain(|record| {
             let state = record.state.load(Ordering::Acquire);
             let last_seen = record.last_seen.load(Ordering::Relaxed);
-            if state & !EXPIRY_REPORTED == STATE_LIVE
+            if state & REASON_MASK == STATE_LIVE
                 && state & EXPIRY_REPORTED == 0
                 && now64 >= record.valid_until(last_seen)
             {

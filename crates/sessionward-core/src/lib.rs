@@ -66,20 +66,20 @@
 //! **Layout of a record.** The table is split into 256 cache-padded shards (`Engine::builder()
 //! .shards(n)` for another power of two), each a `parking_lot::RwLock` around one
 //! open-addressing Robin Hood table whose records live inline in one array: no node
-//! allocations, no pointers to chase. A record is 72 bytes:
+//! allocations, no pointers to chase. A record is one 64-byte cache line, aligned to one:
 //!
 //! | bytes | field |
 //! | --- | --- |
 //! | 8 | selector: the probe hash and the public handle |
-//! | 20 | first 160 bits of SHA-256 over the token's random characters |
+//! | 16 | first 128 bits of SHA-256 over the token's random characters |
 //! | 16 | origin address (IPv4 as IPv4-mapped IPv6) |
 //! | 4 × 5 | last activity (atomic), created, absolute deadline, idle timeout, user key |
-//! | 2 + 3 | profile key; state (atomic end reason), level (atomic), type/method/flags |
+//! | 2 + 2 | profile key; state (atomic: end reason, level, expiry reported), type/method/flags |
 //!
 //! Timeouts and flags are snapshotted into the record, so a validation never reads the
 //! directory of users and profiles. The capacity grows by half at 7/8 load (the home slot is
 //! `hash × capacity >> 64`, so any capacity works), and per-user handle lists grow by a quarter:
-//! about 110 bytes per live session at 1 M (RSS growth of a fresh process), index of each
+//! about 100 bytes per live session at 1 M (RSS growth of a fresh process), index of each
 //! user's sessions included.
 //!
 //! **Huge pages.** At 1 M sessions a validation's cost is one random memory access, and with
@@ -93,20 +93,23 @@
 //! **What the hot path touches.** A token is `swd_` + a 64-bit selector + a 256-bit secret + a
 //! CRC32. [`Engine::validate`]:
 //! 1. decodes the 11-character selector (no table access yet) and issues a software prefetch
-//!    of its home slot, through a lock-free hint of where the shard's slots are;
+//!    of the lines from its home slot on (six records: the probe walks from home to the
+//!    record, 2.5 slots on average at the highest load), through a lock-free hint of where
+//!    the shard's slots are;
 //! 2. checks the shape and CRC32, prefetches the shard's lock line for writing (the other
 //!    core may hold it), and computes SHA-256 over one 64-byte block (SHA-NI where the CPU
 //!    has it) *while those lines are on their way*: on a table larger than the caches the
 //!    miss (~180 ns here, with huge pages) is the dominant cost, and this hides most of the
 //!    hashing and checking under it;
-//! 3. takes the shard's read lock (one atomic add), compares the record at the home slot
-//!    (rarely its neighbour), checks state, expiry, IP lock, per-request login ranges and the
+//! 3. takes the shard's read lock (one atomic add), walks from the home slot to the record
+//!    (lines already in the cache or on their way), checks state, expiry, IP lock, per-request login ranges and the
 //!    operation's level against a copy of the validation policy kept inside the shard, and
 //!    refreshes last activity with a relaxed store, skipped when the second has not changed.
 //!
-//! One lock word, one or two record lines, no allocation, no global state.
-//! [`Engine::validate_many`] does step 1 for 16 tokens before steps 2-3 for each, so up to 16
-//! misses are in flight at once.
+//! One lock word, the record lines from home to the record, no allocation, no global state.
+//! [`Engine::validate_many`] is a software pipeline: it does step 1 (and the lock line's
+//! prefetch) four tokens ahead of steps 2-3, so the misses of the next tokens overlap with
+//! the hashing of this one.
 //!
 //! **Why no global lock.** Shards are picked by the selector's low bits, so two validations
 //! share a lock word only when they hit the same shard (1 in 256); ends flip an atomic state
@@ -124,7 +127,8 @@
 //! 6-character base62 CRC32: 64 characters. The selector picks the session's slot and is its
 //! public handle; the table keeps a SHA-256 prefix of the random part, never the secret. [`Token`]'s `Debug` and `Display` are
 //! redacted; errors, events and listings carry only the public [`Handle`].
-// `unsafe` is denied everywhere but in `prefetch`, whose module documentation justifies it.
+// `unsafe` is denied everywhere but in `prefetch` and `slots`, whose module documentation
+// justifies it.
 #![deny(unsafe_code)]
 
 mod clock;

@@ -27,7 +27,8 @@
 //! between owners that come and go independently. Soundness rests on four facts, each
 //! checked where it is used:
 //!
-//! - **Validity.** The allocation is zeroed, and all-zero bytes are a valid, empty
+//! - **Validity.** The allocation is zeroed, its records start at its first 64-byte boundary
+//!   (a record's alignment), and all-zero bytes are a valid, empty
 //!   [`Record`] (byte arrays, integers and atomics only; asserted by a test).
 //! - **Exclusivity.** A part is handed out only after its state went from `FREE` to `TAKEN`
 //!   (an atomic swap), and it goes back to `FREE` only when that [`Slots`] is dropped, so two
@@ -82,7 +83,10 @@ const TAKEN: u8 = 1;
 
 /// One allocation holding the tables of every shard at one capacity.
 struct Generation {
+    /// The first record: `allocation` rounded up to a record's alignment (a cache line).
     base: NonNull<Record>,
+    /// What `alloc_zeroed` returned, for `dealloc`.
+    allocation: NonNull<u8>,
     layout: Layout,
     part_len: usize,
     /// Per part: [`FREE`] or [`TAKEN`].
@@ -99,20 +103,39 @@ unsafe impl Sync for Generation {}
 
 impl Generation {
     fn new(parts: usize, part_len: usize) -> Arc<Self> {
+        // Asked for with a small alignment and padded by one record instead of asking for the
+        // records' (64-byte) alignment: the system allocator serves small alignments with
+        // `calloc`, whose large blocks are fresh mappings the OS zeroes page by page on first
+        // touch, while a large alignment makes it allocate and then write zeros over every
+        // page up front (committing the whole generation, in small pages, before it could be
+        // advised).
+        const RECORD_ALIGN: usize = std::mem::align_of::<Record>();
         let layout = parts
             .checked_mul(part_len)
-            .and_then(|slots| Layout::array::<Record>(slots).ok())
-            .filter(|layout| layout.size() > 0)
+            .and_then(|slots| slots.checked_mul(std::mem::size_of::<Record>()))
+            .and_then(|size| size.checked_add(RECORD_ALIGN))
+            .and_then(|size| Layout::from_size_align(size, std::mem::align_of::<u64>()).ok())
+            .filter(|layout| layout.size() > RECORD_ALIGN)
             .expect("a generation has a positive size that fits the address space");
         // SAFETY: `layout` has a non-zero size (checked above).
         #[allow(unsafe_code)]
-        let base = unsafe { alloc_zeroed(layout) };
-        let Some(base) = NonNull::new(base.cast::<Record>()) else {
+        let allocation = unsafe { alloc_zeroed(layout) };
+        let Some(allocation) = NonNull::new(allocation) else {
             handle_alloc_error(layout);
         };
-        advise_huge_pages(base.as_ptr() as usize, layout.size());
+        let padding = allocation.as_ptr().align_offset(RECORD_ALIGN);
+        assert!(
+            padding < RECORD_ALIGN,
+            "a byte pointer can always be aligned"
+        );
+        // SAFETY: `padding < RECORD_ALIGN`, and the allocation is `RECORD_ALIGN` bytes longer
+        // than the records, so `base..base + parts * part_len` records lies within it.
+        #[allow(unsafe_code)]
+        let base = unsafe { allocation.add(padding) }.cast::<Record>();
+        advise_huge_pages(base.as_ptr() as usize, layout.size() - RECORD_ALIGN);
         Arc::new(Self {
             base,
+            allocation,
             layout,
             part_len,
             parts: (0..parts).map(|_| AtomicU8::new(FREE)).collect(),
@@ -147,7 +170,7 @@ impl Drop for Generation {
         // holds an `Arc` of this generation), and records need no drop (asserted above).
         #[allow(unsafe_code)]
         unsafe {
-            dealloc(self.base.as_ptr().cast(), self.layout);
+            dealloc(self.allocation.as_ptr(), self.layout);
         }
     }
 }

@@ -9,11 +9,12 @@
 //! # Split token: why a selector
 //!
 //! The engine never stores a token. A session's record is keyed by the selector (which picks
-//! its shard and slot) and holds the first 160 bits of the SHA-256 of the token's 54 random
+//! its shard and slot) and holds the first 128 bits of the SHA-256 of the token's 54 random
 //! characters. The selector is public: it *is* the [`Handle`] shown to admins and in events,
 //! and knowing it gains nothing, because validating still needs the 256-bit secret, and the
-//! stored digest prefix only yields one by inverting SHA-256 (2^160 work per session; 160
-//! bits rather than all 256 keep a record at 72 bytes). So a copy of memory
+//! stored digest prefix only yields one by inverting SHA-256 (2^128 work per session in
+//! memory, where 128 bits rather than all 256 keep a record to one 64-byte cache line; 2^160
+//! against the durable store's key, [`KEY_LEN`] bytes). So a copy of memory
 //! or of a database file yields nothing that validates.
 //!
 //! What the selector buys is speed: a validation knows which slot to read *before* it hashes,
@@ -99,7 +100,8 @@ impl fmt::Display for Token {
     }
 }
 
-/// Bytes of a session key: the selector, then a 160-bit SHA-256 prefix.
+/// Bytes of a session key as the durable store keeps it: the selector, then a 160-bit SHA-256
+/// prefix (the in-memory table keeps the first 24 of them).
 pub const KEY_LEN: usize = 28;
 
 /// What the table keys a session by: the selector (8 bytes, little-endian) followed by the
