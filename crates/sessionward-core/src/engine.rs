@@ -395,9 +395,9 @@ impl EngineBuilder {
         let policy = directory.validation_policy();
         let slot_pool = SlotPool::new(self.shards);
         let shards = (0..self.shards)
-            .map(|shard| {
+            .map(|_| {
                 Shard::new(ShardState {
-                    table: Table::new(Arc::clone(&slot_pool), shard),
+                    table: Table::new(Arc::clone(&slot_pool)),
                     policy: Arc::clone(&policy),
                     next_sweep: 0,
                 })
@@ -681,7 +681,7 @@ impl Engine {
             return (guard, None);
         };
         drop(guard);
-        let fresh = self.slot_pool.slots(index, class);
+        let fresh = self.slot_pool.slots(class);
         let mut guard = self.shards[index].write();
         // Another thread may have resized the table meanwhile.
         let unused = if wanted(&guard.table) == Some(class) {

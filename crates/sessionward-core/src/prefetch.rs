@@ -1,5 +1,5 @@
-//! Software prefetch, one of the two modules of the core that use `unsafe` (the other is
-//! [`slots`](crate::slots)).
+//! Software prefetch, one of the three modules of the core that use `unsafe` (the others are
+//! [`slots`](crate::slots) and [`fork`](crate::fork)).
 //!
 //! # Why `unsafe` here
 //!

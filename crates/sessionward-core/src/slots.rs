@@ -1,5 +1,6 @@
 //! Memory for the shard tables' slots: shared *generations* backed by huge pages. One of the
-//! two modules of the core that use `unsafe` (the other is [`prefetch`](crate::prefetch)).
+//! three modules of the core that use `unsafe` (the others are [`prefetch`](crate::prefetch)
+//! and [`fork`](crate::fork)).
 //!
 //! # Why
 //!
@@ -14,11 +15,14 @@
 //! So the tables do not own separate allocations. Every table capacity is one of a fixed
 //! sequence (16, 24, 36, ..., each half again the last), and the tables of all shards at one
 //! capacity share one allocation, a [`Generation`] of `shards × capacity` slots, advised for
-//! huge pages: shard `i` owns part `i`. A table that grows takes its part of the next
-//! generation and gives its old part back; a generation is freed when its last part is given
-//! back. Since hashing spreads sessions evenly, the shards move up together, and between two
-//! moves all of them live in one generation. The allocation is zeroed lazily by the OS, so the
-//! parts of shards that have not moved up yet cost address space, not memory.
+//! huge pages. A table that grows takes the first free part of the next generation and gives
+//! its old part back; a generation is freed when its last part is given back. Since hashing
+//! spreads sessions evenly, the shards move up together, and between two moves all of them
+//! live in one generation. The allocation is zeroed lazily by the OS, so the parts nobody took
+//! yet cost address space, not memory; and since parts are taken first-free rather than one
+//! fixed part per shard, the first few tables to move up share huge pages instead of each
+//! faulting in a 2 MiB page of its own (at 1 M sessions, a handful of shards are always a
+//! class ahead of the rest: ~6 bytes per session when each had its own page).
 //!
 //! # Why `unsafe` here, and why it is sound
 //!
@@ -31,9 +35,9 @@
 //!   (a record's alignment), and all-zero bytes are a valid, empty
 //!   [`Record`] (byte arrays, integers and atomics only; asserted by a test).
 //! - **Exclusivity.** A part is handed out only after its state went from `FREE` to `TAKEN`
-//!   (an atomic swap), and it goes back to `FREE` only when that [`Slots`] is dropped, so two
-//!   live `Slots` never overlap; a `Slots` lends its records only through `&self` /
-//!   `&mut self`, like a `Box<[Record]>`.
+//!   (an atomic compare-exchange), and it goes back to `FREE` only when that [`Slots`] is
+//!   dropped, so two live `Slots` never overlap; a `Slots` lends its records only through
+//!   `&self` / `&mut self`, like a `Box<[Record]>`.
 //! - **Lifetime.** Every `Slots` holds an `Arc` of its generation, which frees the allocation
 //!   (with the layout it was made with) only when the last one is gone. [`Record`] has no drop
 //!   glue (asserted at compile time), so records left in the memory need no dropping.
@@ -142,12 +146,13 @@ impl Generation {
         })
     }
 
-    /// Part `index`, emptied, if nobody holds it.
-    fn take(self: &Arc<Self>, index: usize) -> Option<Slots> {
-        let state = self.parts.get(index)?;
-        if state.swap(TAKEN, Ordering::Acquire) == TAKEN {
-            return None;
-        }
+    /// The first free part, emptied, if any is free.
+    fn take(self: &Arc<Self>) -> Option<Slots> {
+        let index = self.parts.iter().position(|state| {
+            state
+                .compare_exchange(FREE, TAKEN, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+        })?;
         // SAFETY: `index < parts.len()`, so the part lies within the allocation.
         #[allow(unsafe_code)]
         let ptr = unsafe { self.base.add(index * self.part_len) };
@@ -267,10 +272,10 @@ impl SlotPool {
         })
     }
 
-    /// Empty slots of capacity [`capacity_of`]`(class)` for the table of shard `shard`, their
-    /// memory touched. Call it without holding the shard's lock: it may allocate a generation
-    /// and fault in its pages.
-    pub(crate) fn slots(&self, shard: usize, class: usize) -> Slots {
+    /// Empty slots of capacity [`capacity_of`]`(class)` for a table, their memory touched.
+    /// Call it without holding the table's lock: it may allocate a generation and fault in
+    /// its pages.
+    pub(crate) fn slots(&self, class: usize) -> Slots {
         let generation = {
             let mut generations = self.generations.lock();
             if generations.len() <= class {
@@ -286,12 +291,12 @@ impl SlotPool {
             }
         };
         generation
-            .take(shard % self.shards)
-            // Someone holds this part: another thread growing the same table at the same
-            // moment (both take their slots with the shard's lock released; one of them
-            // will find the table already grown and give its slots back). A private
-            // generation of one part keeps it correct, on small pages.
-            .or_else(|| Generation::new(1, capacity_of(class)).take(0))
+            .take()
+            // Every part is held: each shard's table at this class, plus a second thread
+            // growing one of them at the same moment (both take their slots with the shard's
+            // lock released; one will find the table already grown and give its slots back).
+            // A private generation of one part keeps it correct, on small pages.
+            .or_else(|| Generation::new(1, capacity_of(class)).take())
             .expect("a fresh one-part generation has its part free")
     }
 }
@@ -336,7 +341,7 @@ mod tests {
     #[test]
     fn zeroed_memory_is_empty_records() {
         let pool = SlotPool::new(4);
-        let slots = pool.slots(2, 3);
+        let slots = pool.slots(3);
         assert_eq!(slots.len(), 54);
         let empty = Record::empty();
         for record in slots.iter() {
@@ -345,9 +350,9 @@ mod tests {
     }
 
     #[test]
-    fn shards_get_disjoint_parts_of_one_generation() {
+    fn tables_get_disjoint_parts_of_one_generation_first_free_first() {
         let pool = SlotPool::new(4);
-        let mut parts: Vec<Slots> = (0..4).map(|shard| pool.slots(shard, 2)).collect();
+        let mut parts: Vec<Slots> = (0..4).map(|_| pool.slots(2)).collect();
         let starts: Vec<usize> = parts.iter().map(|s| s.as_ptr() as usize).collect();
         for (i, start) in starts.iter().enumerate() {
             assert_eq!(*start, starts[0] + i * 36 * std::mem::size_of::<Record>());
@@ -362,26 +367,34 @@ mod tests {
                 (i as u32 + 1, 100 + i as u32)
             );
         }
+        // A part given back is the next one taken: early movers stay packed together.
+        let second = parts.remove(1);
+        let start = second.as_ptr() as usize;
+        drop(second);
+        assert_eq!(pool.slots(2).as_ptr() as usize, start);
     }
 
     #[test]
-    fn a_part_held_twice_comes_from_a_private_generation() {
+    fn a_full_generation_falls_back_to_a_private_one() {
         let pool = SlotPool::new(2);
-        let first = pool.slots(1, 1);
-        let second = pool.slots(1, 1);
-        assert_eq!(second.len(), 24);
-        let gap = (second.as_ptr() as usize).abs_diff(first.as_ptr() as usize);
-        assert!(gap >= 24 * std::mem::size_of::<Record>(), "no overlap");
+        let first = pool.slots(1);
+        let second = pool.slots(1);
+        let third = pool.slots(1);
+        assert_eq!(third.len(), 24);
+        for other in [&first, &second] {
+            let gap = (third.as_ptr() as usize).abs_diff(other.as_ptr() as usize);
+            assert!(gap >= 24 * std::mem::size_of::<Record>(), "no overlap");
+        }
     }
 
     #[test]
     fn a_returned_part_comes_back_empty_and_generations_are_freed() {
         let pool = SlotPool::new(2);
-        let keep_alive = pool.slots(0, 0);
-        let mut part = pool.slots(1, 0);
+        let keep_alive = pool.slots(0);
+        let mut part = pool.slots(0);
         part[3].user = 77;
         drop(part);
-        let again = pool.slots(1, 0);
+        let again = pool.slots(0);
         assert_eq!(again[3].user, 0, "a returned part is cleared before reuse");
         drop((keep_alive, again));
         assert!(

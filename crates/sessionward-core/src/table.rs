@@ -279,8 +279,6 @@ pub(crate) fn hash_of(key: &[u8]) -> u64 {
 pub(crate) struct Table {
     slots: Slots,
     len: u32,
-    /// This table's shard: which part of each generation is its.
-    shard: u32,
     pool: Arc<SlotPool>,
 }
 
@@ -340,12 +338,11 @@ pub(crate) enum InsertError {
 }
 
 impl Table {
-    /// An empty table for shard `shard`, taking its slots from `pool`.
-    pub(crate) fn new(pool: Arc<SlotPool>, shard: usize) -> Self {
+    /// An empty table taking its slots from `pool`.
+    pub(crate) fn new(pool: Arc<SlotPool>) -> Self {
         Self {
             slots: Slots::empty(),
             len: 0,
-            shard: u32::try_from(shard).expect("shard indexes fit in u32"),
             pool,
         }
     }
@@ -432,7 +429,7 @@ impl Table {
         if let Some(class) = self.class_to_grow() {
             // Slot memory taken under the caller's lock: for callers that run before anything
             // validates, or that did not make room first (see `Engine::resized`).
-            let fresh = self.pool.slots(self.shard as usize, class);
+            let fresh = self.pool.slots(class);
             self.move_into(fresh);
         }
         self.place(record);
@@ -546,7 +543,7 @@ mod tests {
 
     impl Default for Table {
         fn default() -> Self {
-            Self::new(SlotPool::new(1), 0)
+            Self::new(SlotPool::new(1))
         }
     }
 
@@ -653,7 +650,7 @@ mod tests {
         assert_eq!(removed, 3600);
         assert_eq!(table.len(), 400);
         let class = table.class_to_shrink().expect("a tenth full: shrink");
-        let fresh = table.pool.slots(0, class);
+        let fresh = table.pool.slots(class);
         let old = table.move_into(fresh);
         assert_eq!(old.len(), big);
         assert!(table.capacity() < big);

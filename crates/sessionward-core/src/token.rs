@@ -387,23 +387,24 @@ fn encode(selector: u64, secret: &[u8; 32]) -> String {
 }
 
 thread_local! {
-    /// This thread's ChaCha20 stream and the process it was seeded in.
-    static RNG: RefCell<Option<(u32, ChaCha20Rng)>> = const { RefCell::new(None) };
+    /// This thread's ChaCha20 stream and the process image ([`crate::fork::epoch`]) it was
+    /// seeded in.
+    static RNG: RefCell<Option<(u64, ChaCha20Rng)>> = const { RefCell::new(None) };
 }
 
 /// Fills `out` from this thread's ChaCha20 stream, reseeding from the OS on first use and
-/// whenever the process id changed: a child forked after the parent issued tokens (gunicorn's
-/// preload) must never replay the parent's stream.
+/// in every forked child: a child forked after the parent issued tokens (gunicorn's preload)
+/// must never replay the parent's stream.
 fn fill_random(out: &mut [u8]) -> Result<(), Error> {
-    let pid = std::process::id();
+    let epoch = crate::fork::epoch();
     RNG.with(|cell| {
         let mut state = cell.borrow_mut();
         match state.as_mut() {
-            Some((seeded_in, rng)) if *seeded_in == pid => rng.fill_bytes(out),
+            Some((seeded_in, rng)) if *seeded_in == epoch => rng.fill_bytes(out),
             _ => {
                 let mut rng = ChaCha20Rng::from_rng(OsRng).map_err(|_| Error::Entropy)?;
                 rng.fill_bytes(out);
-                *state = Some((pid, rng));
+                *state = Some((epoch, rng));
             }
         }
         Ok(())
@@ -520,13 +521,13 @@ mod tests {
 
     #[test]
     fn forked_child_reseeds() {
-        // Simulate a fork: the thread-local state claims another pid, as a child would see.
+        // What a child sees: the stream it inherited, and a fork since it was seeded.
         let mut parent_stream = [0_u8; 40];
         fill_random(&mut parent_stream).unwrap();
+        crate::fork::simulate_fork();
         RNG.with(|cell| {
             let mut state = cell.borrow_mut();
-            let (pid, rng) = state.as_mut().unwrap();
-            *pid = pid.wrapping_add(1);
+            let (_, rng) = state.as_mut().unwrap();
             let mut clone = rng.clone();
             let mut replay = [0_u8; 32];
             clone.fill_bytes(&mut replay);
