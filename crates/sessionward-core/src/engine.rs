@@ -1260,6 +1260,9 @@ impl Engine {
         let absolute_deadline = clamp_u32(u64::from(now) + policy.max_length.as_secs());
         let browser_bound = policy.relogin_on_browser_close && session_type == SessionType::Ui;
 
+        // Drawn before anything else, so that the slot the insert will probe is on its way
+        // while the user's list is locked and pruned.
+        let mut drawn = Some(self.draw_token()?);
         let mut sessions = context.sessions.lock();
         if sessions.removed {
             drop(sessions);
@@ -1295,12 +1298,10 @@ impl Engine {
         }
 
         loop {
-            let token = Token::generate()?;
-            let digest = TokenDigest::of_well_formed(token.expose_secret())
-                .expect("generated tokens are well-formed");
-            // Start loading the slot the insert will probe while the record is built.
-            let selector = digest.handle().0;
-            self.shard(selector).slots_hint.prefetch(selector);
+            let (token, digest) = match drawn.take() {
+                Some(drawn) => drawn,
+                None => self.draw_token()?,
+            };
             let record = Record::new(&NewRecord {
                 digest: digest.0,
                 origin: ip,
@@ -1397,16 +1398,44 @@ impl Engine {
         }
     }
 
+    /// A fresh token and its digest, the lines its insert will probe already on their way.
+    fn draw_token(&self) -> Result<(Token, TokenDigest), Error> {
+        let token = Token::generate()?;
+        let digest = TokenDigest::of_well_formed(token.expose_secret())
+            .expect("generated tokens are well-formed");
+        let selector = digest.handle().0;
+        self.shard(selector).slots_hint.prefetch(selector);
+        Ok((token, digest))
+    }
+
     /// Drops handles of sessions that are no longer live from a user's list.
+    ///
+    /// The handles are random table positions: each lookup's lines are prefetched a few
+    /// handles ahead (as in [`validate_many`](Self::validate_many)), so the misses overlap.
     fn prune(&self, sessions: &mut UserSessions, now: u32) {
-        sessions.handles.retain(|&hash| {
+        const AHEAD: usize = 4;
+        let handles = &mut sessions.handles;
+        let prefetch = |hash: u64| self.shard(hash).slots_hint.prefetch(hash);
+        handles.iter().take(AHEAD).copied().for_each(prefetch);
+        let mut kept = 0;
+        for index in 0..handles.len() {
+            if let Some(&ahead) = handles.get(index + AHEAD) {
+                prefetch(ahead);
+            }
+            let hash = handles[index];
             let shard = self.shard(hash).state.read();
-            shard.table.find_hash(hash).is_some_and(|record| {
+            let live = shard.table.find_hash(hash).is_some_and(|record| {
                 record.end_reason() == STATE_LIVE
                     && u64::from(now) < record.valid_until(record.last_seen.load(Ordering::Relaxed))
-            })
-        });
-        sessions.pruned_len = sessions.handles.len();
+            });
+            drop(shard);
+            if live {
+                handles[kept] = hash;
+                kept += 1;
+            }
+        }
+        handles.truncate(kept);
+        sessions.pruned_len = kept;
     }
 
     // ----- validation -------------------------------------------------------------------------

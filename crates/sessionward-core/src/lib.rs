@@ -123,8 +123,8 @@
 //!
 //! ## Bearer-token discipline
 //!
-//! Tokens are `swd_` + an 11-character base62 selector (64 bits) + 43 base62 characters of
-//! secret (256 bits; both from ChaCha20 seeded by the OS, reseeded in a forked child) + a
+//! Tokens are `swd_` + an 11-character base62 selector (64 bits) + 43 random base62 characters
+//! of secret (over 256 bits; both from ChaCha20 seeded by the OS, reseeded in a forked child) + a
 //! 6-character base62 CRC32: 64 characters. The selector picks the session's slot and is its
 //! public handle; the table keeps a SHA-256 prefix of the random part, never the secret. [`Token`]'s `Debug` and `Display` are
 //! redacted; errors, events and listings carry only the public [`Handle`].
