@@ -1471,13 +1471,15 @@ impl Engine {
         // with the checksum and SHA-256 below instead of following them.
         let selector = selector_of(token).ok_or(Refusal::Malformed)?;
         let shard = self.shard(selector);
-        shard.slots_hint.prefetch(selector);
+        let home = shard.slots_hint.prefetch_home(selector);
         if !rest_is_well_formed(token) {
             return Err(Refusal::Malformed);
         }
-        // The read lock's atomic add needs the lock's line exclusive, and the other core may
-        // hold it: fetch it now, under the hashing. Only for well-formed tokens, so a flood
-        // of malformed ones does not pull lock lines away from real validations.
+        // The rest of the probe's lines, and the lock's: the read lock's atomic add needs
+        // the lock's line exclusive, and the other core may hold it. Fetched now, under the
+        // hashing, and only for well-formed tokens, so that a flood of malformed ones neither
+        // loads the lines nor pulls lock lines away from real validations.
+        SlotsHint::prefetch_beyond_home(home);
         crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         let digest = TokenDigest::of_token(token, selector);
         self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
@@ -1505,11 +1507,17 @@ impl Engine {
         let now = self.now32();
         results.clear();
         results.reserve(tokens.len());
+        // As in `validate`: two lines for any token whose selector decodes, the rest and the
+        // lock line only for well-formed ones.
         let prefetch = |token: &S| {
-            if let Some(selector) = selector_of(token.as_ref()) {
+            let token = token.as_ref();
+            if let Some(selector) = selector_of(token) {
                 let shard = self.shard(selector);
-                shard.slots_hint.prefetch(selector);
-                crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+                let home = shard.slots_hint.prefetch_home(selector);
+                if rest_is_well_formed(token) {
+                    SlotsHint::prefetch_beyond_home(home);
+                    crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+                }
             }
         };
         tokens.iter().take(AHEAD).for_each(prefetch);

@@ -315,14 +315,32 @@ impl SlotsHint {
     /// of a second round trip to memory, which is not.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
+        let home = self.prefetch_home(hash);
+        Self::prefetch_beyond_home(home);
+    }
+
+    /// The first step of [`prefetch`](Self::prefetch) for input not yet checked: the home
+    /// slot and its neighbour only, so that a flood of malformed tokens costs two wasted lines
+    /// each rather than six. Returns the home slot's address for
+    /// [`prefetch_beyond_home`](Self::prefetch_beyond_home).
+    #[inline]
+    pub(crate) fn prefetch_home(&self, hash: u64) -> usize {
         let capacity = self.capacity.load(Ordering::Relaxed);
         let home = ((u128::from(hash) * capacity as u128) >> 64) as usize;
         let address = self
             .base
             .load(Ordering::Relaxed)
             .wrapping_add(home.wrapping_mul(std::mem::size_of::<Record>()));
-        for line in 0..PREFETCH_LINES {
-            crate::prefetch::prefetch_read(address.wrapping_add(line * 64));
+        crate::prefetch::prefetch_read(address);
+        crate::prefetch::prefetch_read(address.wrapping_add(64));
+        address
+    }
+
+    /// The rest of [`prefetch`](Self::prefetch), once the input passed its checks.
+    #[inline]
+    pub(crate) fn prefetch_beyond_home(home: usize) {
+        for line in 2..PREFETCH_LINES {
+            crate::prefetch::prefetch_read(home.wrapping_add(line * 64));
         }
     }
 }
