@@ -79,7 +79,7 @@
 //! Timeouts and flags are snapshotted into the record, so a validation never reads the
 //! directory of users and profiles. The capacity grows by half at 7/8 load (the home slot is
 //! `hash × capacity >> 64`, so any capacity works), and per-user handle lists grow by a quarter:
-//! about 100 bytes per live session at 1 M (RSS growth of a fresh process), index of each
+//! about 95 bytes per live session at 1 M (RSS growth of a fresh process), index of each
 //! user's sessions included.
 //!
 //! **Huge pages.** At 1 M sessions a validation's cost is one random memory access, and with
