@@ -45,6 +45,17 @@ const LEVEL_MASK: u8 = 0b0011_0000;
 /// Set in [`Record::state`] once an expiry event was emitted, so it is emitted once.
 pub(crate) const EXPIRY_REPORTED: u8 = 0x80;
 
+// Every end reason fits the reason bits and differs from live; every level fits its two bits.
+const _: () = {
+    let mut index = 0;
+    while index < crate::EndReason::ALL.len() {
+        let reason = crate::EndReason::ALL[index] as u8;
+        assert!(reason != STATE_LIVE && reason & !REASON_MASK == 0);
+        index += 1;
+    }
+    assert!((crate::SecurityLevel::HighAssurance as u8) << LEVEL_SHIFT & !LEVEL_MASK == 0);
+};
+
 const TYPE_MASK: u8 = 0b0000_0011;
 const METHOD_SHIFT: u8 = 2;
 const METHOD_MASK: u8 = 0b0001_1100;
