@@ -112,7 +112,7 @@ fn run_batches(
                 while done < per_thread {
                     batch.clear();
                     for i in done..(done + BATCH).min(per_thread) {
-                        batch.push(stream.token(i));
+                        batch.push(stream.token_prefetching(i));
                     }
                     engine.validate_many(black_box(&batch), &ip, Requirement::Any, &mut results);
                     ok += results.iter().filter(|result| result.is_ok()).count() as u64;
@@ -145,7 +145,7 @@ fn run_threads(
                 let stream = &streams[thread_index];
                 let mut ok = 0_u64;
                 for i in 0..per_thread {
-                    ok += u64::from(validate(black_box(stream.token(i))));
+                    ok += u64::from(validate(black_box(stream.token_prefetching(i))));
                 }
                 black_box(ok)
             })
