@@ -1,7 +1,8 @@
 //! Validates hot tokens against a 1 M-session engine in a loop, for `perf record`:
 //! `cargo build --release -p sessionward-bench --example profile_validate` then
 //! `perf record -g target/release/examples/profile_validate [SESSIONS [ROUNDS [batch]]]`
-//! (`batch`: through `validate_many` in batches of 64 instead of one call per token).
+//! (`batch`: through `validate_many` in batches of 64 instead of one call per token). Tokens
+//! come from a [`TokenStream`] prefetched ahead, as in the criterion benches.
 
 use sessionward_bench::*;
 use sessionward_core::Requirement;
@@ -12,14 +13,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let (engine, tokens) = populated_engine(sessions);
-    let order = index_sequence(tokens.len(), 1 << 18, 5);
-    let stream: Vec<u8> = order
-        .iter()
-        .flat_map(|&i| tokens[i as usize].bytes())
-        .collect();
-    let stream = String::from_utf8(stream).expect("ascii");
-    // Every token has the engine's one length; never assume which.
-    let width = tokens[0].len();
+    let stream = TokenStream::uniform(&tokens, 5);
     let ip = office();
     let start = std::time::Instant::now();
     let mut ok = 0_u64;
@@ -28,17 +22,16 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
     let batch = std::env::args().nth(3).as_deref() == Some("batch");
-    let mut tokens: Vec<&str> = Vec::with_capacity(64);
+    let mut batch_tokens: Vec<&str> = Vec::with_capacity(64);
     let mut results = Vec::with_capacity(64);
     for _ in 0..rounds {
         if batch {
-            for chunk in 0..(1 << 18) / 64 {
-                tokens.clear();
-                tokens.extend(
-                    (chunk * 64..(chunk + 1) * 64).map(|i| &stream[i * width..(i + 1) * width]),
-                );
+            for chunk in 0..stream.len() / 64 {
+                batch_tokens.clear();
+                batch_tokens
+                    .extend((chunk * 64..(chunk + 1) * 64).map(|i| stream.token_prefetching(i)));
                 engine.validate_many(
-                    std::hint::black_box(&tokens),
+                    std::hint::black_box(&batch_tokens),
                     &[ip],
                     Requirement::Any,
                     &mut results,
@@ -47,8 +40,8 @@ fn main() {
             }
             continue;
         }
-        for i in 0..(1 << 18) {
-            let token = &stream[i * width..(i + 1) * width];
+        for i in 0..stream.len() {
+            let token = stream.token_prefetching(i);
             ok += u64::from(
                 engine
                     .validate(std::hint::black_box(token), ip, Requirement::Any)
@@ -57,7 +50,7 @@ fn main() {
         }
     }
     let elapsed = start.elapsed();
-    let count = rounds * (1 << 18);
+    let count = rounds * stream.len();
     println!(
         "{ok} ok, {:.0} ns per validation",
         elapsed.as_nanos() as f64 / count as f64

@@ -1,6 +1,7 @@
 //! Quick throughput probe (not a benchmark of record; criterion's `validate` bench is):
 //! `cargo run --release -p sessionward-bench --example throughput -- [sessions] [seconds]`
 //! prints validations per second for single calls and 64-token batches on 1 and 2 threads.
+//! Tokens come from a [`TokenStream`] prefetched ahead, as in the criterion benches.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -9,16 +10,9 @@ use std::time::{Duration, Instant};
 use sessionward_bench::*;
 use sessionward_core::{Engine, Requirement};
 
-fn stream(tokens: &[String], seed: u64) -> String {
-    index_sequence(tokens.len(), 1 << 18, seed)
-        .iter()
-        .map(|&i| tokens[i as usize].as_str())
-        .collect()
-}
-
 fn run(
     engine: &Arc<Engine>,
-    streams: &Arc<Vec<String>>,
+    streams: &Arc<Vec<TokenStream>>,
     threads: usize,
     batch: bool,
     for_: Duration,
@@ -29,7 +23,7 @@ fn run(
             let engine = Arc::clone(engine);
             let streams = Arc::clone(streams);
             std::thread::spawn(move || {
-                let text = &streams[t];
+                let stream = &streams[t];
                 let ip = [office()];
                 let mut done = 0_u64;
                 let mut ok = 0_u64;
@@ -40,9 +34,7 @@ fn run(
                         if batch {
                             tokens.clear();
                             for i in 0..64 {
-                                let at = (((done as usize) + i) % (1 << 18))
-                                    * sessionward_core::TOKEN_LEN;
-                                tokens.push(&text[at..at + sessionward_core::TOKEN_LEN]);
+                                tokens.push(stream.token_prefetching(done as usize + i));
                             }
                             engine.validate_many(
                                 black_box(&tokens),
@@ -54,15 +46,10 @@ fn run(
                             done += 64;
                         } else {
                             for i in 0..64 {
-                                let at = (((done as usize) + i) % (1 << 18))
-                                    * sessionward_core::TOKEN_LEN;
+                                let token = stream.token_prefetching(done as usize + i);
                                 ok += u64::from(
                                     engine
-                                        .validate(
-                                            black_box(&text[at..at + sessionward_core::TOKEN_LEN]),
-                                            ip[0],
-                                            Requirement::Any,
-                                        )
+                                        .validate(black_box(token), ip[0], Requirement::Any)
                                         .is_ok(),
                                 );
                             }
@@ -95,7 +82,10 @@ fn main() {
     let seconds: f64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2.0);
     let (engine, tokens) = populated_engine(sessions);
     let engine = Arc::new(engine);
-    let streams = Arc::new(vec![stream(&tokens, 7), stream(&tokens, 8)]);
+    let streams = Arc::new(vec![
+        TokenStream::uniform(&tokens, 7),
+        TokenStream::uniform(&tokens, 8),
+    ]);
     let for_ = Duration::from_secs_f64(seconds);
     for threads in [1, 2] {
         for batch in [false, true] {
