@@ -1489,10 +1489,10 @@ impl Engine {
     /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
     /// when one address is given for all). Reads the clock once.
     ///
-    /// A software pipeline: while token `i` is checked, hashed and looked up, the lines of
-    /// token `i + AHEAD`'s lookup (its slots and its shard's lock) are already on their way, so
-    /// the cache misses overlap with the hashing of the tokens before them instead of
-    /// following it. `AHEAD` is small because each token prefetches several lines and a core
+    /// A software pipeline: while token `i` is hashed and looked up, token `i + AHEAD` is
+    /// checked (shape and checksum, once) and the lines of its lookup (its slots and its
+    /// shard's lock) are put on their way, so the cache misses overlap with the hashing of the
+    /// tokens before them instead of following it. `AHEAD` is small because each token prefetches several lines and a core
     /// tracks only a few dozen misses at once.
     ///
     /// Locking: per token, one shard read lock for the lookup (prefetching takes none).
@@ -1507,26 +1507,33 @@ impl Engine {
         let now = self.now32();
         results.clear();
         results.reserve(tokens.len());
-        // As in `validate`: two lines for any token whose selector decodes, the rest and the
-        // lock line only for well-formed ones.
-        let prefetch = |token: &S| {
+        // Checks a token's shape and checksum once, when its lines are prefetched: two lines
+        // for any token whose selector decodes, the rest and the lock line (as in `validate`)
+        // only for well-formed ones. `Some(selector)` for those.
+        let check = |token: &S| -> Option<u64> {
             let token = token.as_ref();
-            if let Some(selector) = selector_of(token) {
-                let shard = self.shard(selector);
-                let home = shard.slots_hint.prefetch_home(selector);
-                if rest_is_well_formed(token) {
-                    SlotsHint::prefetch_beyond_home(home);
-                    crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
-                }
+            let selector = selector_of(token)?;
+            let shard = self.shard(selector);
+            let home = shard.slots_hint.prefetch_home(selector);
+            if !rest_is_well_formed(token) {
+                return None;
             }
+            SlotsHint::prefetch_beyond_home(home);
+            crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+            Some(selector)
         };
-        tokens.iter().take(AHEAD).for_each(prefetch);
+        // What `check` said of the tokens in flight: token `i`'s at `i % AHEAD`.
+        let mut checked = [None; AHEAD];
+        for (slot, token) in checked.iter_mut().zip(tokens) {
+            *slot = check(token);
+        }
         for (index, token) in tokens.iter().enumerate() {
+            let selector = checked[index % AHEAD];
             if let Some(ahead) = tokens.get(index + AHEAD) {
-                prefetch(ahead);
+                checked[index % AHEAD] = check(ahead);
             }
             let ip = ips.get(index).or(ips.first()).copied();
-            let digest = TokenDigest::of_well_formed(token.as_ref());
+            let digest = selector.map(|selector| TokenDigest::of_token(token.as_ref(), selector));
             results.push(match (digest, ip) {
                 (Some(digest), Some(ip)) => {
                     self.validate_digest(&digest, ip.to_canonical(), requirement, now, None)

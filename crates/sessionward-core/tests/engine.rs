@@ -759,19 +759,47 @@ fn validate_many_matches_validate() {
         .map(|s| s.token.expose_secret().to_owned())
         .collect();
     tokens.push("garbage".into());
+    // Malformed tokens among good ones, next to each other and one token apart: the batch
+    // checks each token once, ahead of hashing it, and must keep those answers in order.
+    let bad_checksum = |token: &str| {
+        let mut bytes = token.as_bytes().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
+        String::from_utf8(bytes).unwrap()
+    };
+    for at in [1, 5, 6, 8, 17] {
+        let broken = bad_checksum(&tokens[at]);
+        tokens[at] = broken;
+    }
     let mut results = Vec::new();
+    let same_as_single = |tokens: &[String], results: &[Result<SessionInfo, Refusal>]| {
+        assert_eq!(results.len(), tokens.len());
+        for (token, result) in tokens.iter().zip(results) {
+            let single = org.engine.validate(token, ip("10.0.0.1"), Requirement::Any);
+            assert_eq!(
+                result.map(|info| info.handle),
+                single.map(|info| info.handle)
+            );
+        }
+    };
     org.engine
         .validate_many(&tokens, &[ip("10.0.0.1")], Requirement::Any, &mut results);
-    assert_eq!(results.len(), tokens.len());
-    for (token, result) in tokens.iter().zip(&results) {
-        let single = org.engine.validate(token, ip("10.0.0.1"), Requirement::Any);
-        assert_eq!(
-            result.map(|info| info.handle),
-            single.map(|info| info.handle)
-        );
-    }
+    same_as_single(&tokens, &results);
     assert_eq!(results[3], Err(Refusal::Ended(EndReason::Logout)));
-    assert_eq!(results[40], Err(Refusal::Malformed));
+    for at in [1, 5, 6, 8, 17, 40] {
+        assert_eq!(results[at], Err(Refusal::Malformed), "token {at}");
+    }
+    assert!(results[7].is_ok() && results[9].is_ok());
+    // Batches shorter than, as long as, and just longer than the look-ahead.
+    for len in 0..=7 {
+        org.engine.validate_many(
+            &tokens[4..4 + len],
+            &[ip("10.0.0.1")],
+            Requirement::Any,
+            &mut results,
+        );
+        same_as_single(&tokens[4..4 + len], &results);
+    }
 }
 
 #[test]
