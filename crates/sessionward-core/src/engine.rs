@@ -1467,22 +1467,31 @@ impl Engine {
         ip: IpAddr,
         requirement: Requirement<'_>,
     ) -> Result<SessionInfo, Refusal> {
-        // The selector names the slot: start loading it now, so that the cache miss overlaps
-        // with the checksum and SHA-256 below instead of following them.
-        let selector = selector_of(token).ok_or(Refusal::Malformed)?;
+        let selector = self.check_and_prefetch(token).ok_or(Refusal::Malformed)?;
+        let digest = TokenDigest::of_token(token, selector);
+        self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
+    }
+
+    /// Checks `token`'s shape and checksum and starts loading what its lookup will read;
+    /// its selector if it is well-formed.
+    ///
+    /// The selector names the home slot: its line and the next are requested first, so that
+    /// the miss overlaps with the checksum and the SHA-256 that follow instead of coming after
+    /// them. The rest of the probe's lines, and the shard's lock line (the read lock's atomic
+    /// add needs it exclusive, and the other core may hold it), only once the token is
+    /// well-formed, so that a flood of malformed tokens neither loads them nor pulls lock
+    /// lines away from real validations.
+    #[inline]
+    fn check_and_prefetch(&self, token: &str) -> Option<u64> {
+        let selector = selector_of(token)?;
         let shard = self.shard(selector);
         let home = shard.slots_hint.prefetch_home(selector);
         if !rest_is_well_formed(token) {
-            return Err(Refusal::Malformed);
+            return None;
         }
-        // The rest of the probe's lines, and the lock's: the read lock's atomic add needs
-        // the lock's line exclusive, and the other core may hold it. Fetched now, under the
-        // hashing, and only for well-formed tokens, so that a flood of malformed ones neither
-        // loads the lines nor pulls lock lines away from real validations.
         SlotsHint::prefetch_beyond_home(home);
         crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
-        let digest = TokenDigest::of_token(token, selector);
-        self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
+        Some(selector)
     }
 
     /// Validates many tokens at once (for gateways and bindings): `results[i]` is what
@@ -1507,21 +1516,8 @@ impl Engine {
         let now = self.now32();
         results.clear();
         results.reserve(tokens.len());
-        // Checks a token's shape and checksum once, when its lines are prefetched: two lines
-        // for any token whose selector decodes, the rest and the lock line (as in `validate`)
-        // only for well-formed ones. `Some(selector)` for those.
-        let check = |token: &S| -> Option<u64> {
-            let token = token.as_ref();
-            let selector = selector_of(token)?;
-            let shard = self.shard(selector);
-            let home = shard.slots_hint.prefetch_home(selector);
-            if !rest_is_well_formed(token) {
-                return None;
-            }
-            SlotsHint::prefetch_beyond_home(home);
-            crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
-            Some(selector)
-        };
+        // Each token is checked once, when its lines are prefetched.
+        let check = |token: &S| self.check_and_prefetch(token.as_ref());
         // What `check` said of the tokens in flight: token `i`'s at `i % AHEAD`.
         let mut checked = [None; AHEAD];
         for (slot, token) in checked.iter_mut().zip(tokens) {
