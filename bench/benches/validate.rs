@@ -110,10 +110,7 @@ fn run_batches(
                 let mut ok = 0_u64;
                 let mut done = 0;
                 while done < per_thread {
-                    batch.clear();
-                    for i in done..(done + BATCH).min(per_thread) {
-                        batch.push(stream.token_prefetching(i));
-                    }
+                    stream.batch_prefetching(done, BATCH.min(per_thread - done), &mut batch);
                     engine.validate_many(black_box(&batch), &ip, Requirement::Any, &mut results);
                     ok += results.iter().filter(|result| result.is_ok()).count() as u64;
                     done += batch.len();

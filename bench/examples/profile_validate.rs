@@ -27,9 +27,7 @@ fn main() {
     for _ in 0..rounds {
         if batch {
             for chunk in 0..stream.len() / 64 {
-                batch_tokens.clear();
-                batch_tokens
-                    .extend((chunk * 64..(chunk + 1) * 64).map(|i| stream.token_prefetching(i)));
+                stream.batch_prefetching(chunk * 64, 64, &mut batch_tokens);
                 engine.validate_many(
                     std::hint::black_box(&batch_tokens),
                     &[ip],

@@ -32,10 +32,7 @@ fn run(
                 while start.elapsed() < for_ {
                     for _ in 0..64 {
                         if batch {
-                            tokens.clear();
-                            for i in 0..64 {
-                                tokens.push(stream.token_prefetching(done as usize + i));
-                            }
+                            stream.batch_prefetching(done as usize, 64, &mut tokens);
                             engine.validate_many(
                                 black_box(&tokens),
                                 &ip,

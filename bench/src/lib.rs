@@ -775,6 +775,22 @@ impl TokenStream {
         self.token(i)
     }
 
+    /// Replaces `batch` with the `len` tokens from position `start`, after starting to load the
+    /// `len` tokens after them: what a batched bench presents, so that each batch is in cache
+    /// when it is validated, as a batch a gateway just read from its requests is (see
+    /// [`token_prefetching`](Self::token_prefetching)). One token ahead is not enough here:
+    /// filling a batch takes a few nanoseconds per token, so the batch's tokens must be on
+    /// their way a whole batch (one validation call) earlier.
+    pub fn batch_prefetching<'a>(&'a self, start: usize, len: usize, batch: &mut Vec<&'a str>) {
+        batch.clear();
+        batch.extend((start..start + len).map(|i| self.token(i)));
+        // One more than `len`: a token may end in the line after the next batch's last start.
+        for i in start + len..=start + 2 * len {
+            let at = (i & (self.count - 1)) * self.width;
+            prefetch::prefetch(self.text.as_bytes()[at..].as_ptr());
+        }
+    }
+
     /// How far ahead [`token_prefetching`](Self::token_prefetching) loads.
     pub const PREFETCH_DISTANCE: usize = 8;
 
@@ -967,6 +983,12 @@ mod tests {
         // Prefetching changes nothing presented, up to and across the wrap-around.
         for i in [0, 5, TokenStream::LEN - 1, TokenStream::LEN + 2] {
             assert_eq!(stream.token_prefetching(i), stream.token(i));
+        }
+        let mut batch = vec!["stale"];
+        for start in [0, TokenStream::LEN - 3] {
+            stream.batch_prefetching(start, 5, &mut batch);
+            let expected: Vec<&str> = (start..start + 5).map(|i| stream.token(i)).collect();
+            assert_eq!(batch, expected, "a batch is the positions from `start`, wrapping");
         }
         assert_eq!(malformed(&tokens[0]).len(), tokens[0].len());
         assert!(!sessionward_core::is_well_formed(&malformed(&tokens[0])));
