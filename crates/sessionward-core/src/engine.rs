@@ -1400,11 +1400,10 @@ impl Engine {
 
     /// A fresh token and its digest, the lines its insert will probe already on their way.
     fn draw_token(&self) -> Result<(Token, TokenDigest), Error> {
-        let token = Token::generate()?;
-        let digest = TokenDigest::of_well_formed(token.expose_secret())
-            .expect("generated tokens are well-formed");
-        let selector = digest.handle().0;
-        self.shard(selector).slots_hint.prefetch(selector);
+        let (token, selector) =
+            Token::generate_with(|selector| self.shard(selector).slots_hint.prefetch(selector))?;
+        // Made well-formed, so not checked again (a test checks that generated tokens are).
+        let digest = TokenDigest::of_token(token.expose_secret(), selector);
         Ok((token, digest))
     }
 

@@ -80,6 +80,13 @@ impl Token {
     /// `byte % 62`, and the 3 % of bytes above are skipped. Converting a 256-bit number to
     /// base62 instead took 72 long divisions, a sixth of a login.
     pub(crate) fn generate() -> Result<Self, Error> {
+        Self::generate_with(|_| ()).map(|(token, _)| token)
+    }
+
+    /// [`generate`](Self::generate), also returning the token's selector, and handing it to
+    /// `drawn` as soon as it is drawn, before the secret and checksum are: a login starts
+    /// loading the table slot the session will take while the rest of the token is made.
+    pub(crate) fn generate_with(drawn: impl FnOnce(u64)) -> Result<(Self, u64), Error> {
         const DIGIT_BOUND: u8 = 248;
         let mut random = [0_u8; 56];
         fill_random(&mut random)?;
@@ -90,6 +97,7 @@ impl Token {
         // A zero selector marks an empty slot; the engine draws again on any taken selector,
         // and this keeps the (2^-64) zero case out of the table's way entirely.
         let selector = u64::from_le_bytes(selector).max(1);
+        drawn(selector);
         encode_selector(selector, &mut text);
         let mut digits = 0;
         let mut unused = &random[8..];
@@ -98,7 +106,7 @@ impl Token {
                 text[SECRET_AT + digits] = BASE62[usize::from(byte % 62)];
                 digits += 1;
                 if digits == SECRET_LEN {
-                    return Ok(Self(with_checksum(text)));
+                    return Ok((Self(with_checksum(text)), selector));
                 }
             }
             // More than 5 of 48 bytes skipped (about one token in 200): draw more.
@@ -474,6 +482,15 @@ mod tests {
         assert_eq!(first.expose_secret().len(), TOKEN_LEN);
         assert!(is_well_formed(first.expose_secret()));
         assert_ne!(first, second);
+        let mut announced = None;
+        let (token, selector) = Token::generate_with(|drawn| announced = Some(drawn)).unwrap();
+        assert_eq!(
+            announced,
+            Some(selector),
+            "the selector is handed over as drawn"
+        );
+        assert_eq!(selector_of(token.expose_secret()), Some(selector));
+        assert!(is_well_formed(token.expose_secret()));
     }
 
     #[test]
