@@ -1268,6 +1268,9 @@ impl Engine {
             drop(sessions);
             return Ok(self.deny(now, context, ip, DenyReason::UnknownUser));
         }
+        // The handle is pushed after the insert: the list's end loads meanwhile.
+        let handles = &sessions.handles;
+        crate::prefetch::prefetch_write(handles.as_ptr().wrapping_add(handles.len()) as usize);
         let durable = self.store.is_some();
         let mut cap_ended = Vec::new();
         let cap = policy.cap;
