@@ -988,7 +988,10 @@ mod tests {
         for start in [0, TokenStream::LEN - 3] {
             stream.batch_prefetching(start, 5, &mut batch);
             let expected: Vec<&str> = (start..start + 5).map(|i| stream.token(i)).collect();
-            assert_eq!(batch, expected, "a batch is the positions from `start`, wrapping");
+            assert_eq!(
+                batch, expected,
+                "a batch is the positions from `start`, wrapping"
+            );
         }
         assert_eq!(malformed(&tokens[0]).len(), tokens[0].len());
         assert!(!sessionward_core::is_well_formed(&malformed(&tokens[0])));
