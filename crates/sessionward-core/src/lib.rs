@@ -104,7 +104,14 @@
 //! 3. takes the shard's read lock (one atomic add), walks from the home slot to the record
 //!    (lines already in the cache or on their way), checks state, expiry, IP lock, per-request login ranges and the
 //!    operation's level against a copy of the validation policy kept inside the shard, and
-//!    refreshes last activity with a relaxed store, skipped when the second has not changed.
+//!    refreshes last activity with a relaxed store, skipped when the second has not changed;
+//!    it copies the record's fields out and builds the result after releasing the lock.
+//!
+//! Two of those steps are shaped for the CPU's store buffer: the SHA-256 block is assembled
+//! from whole 16-byte words of the token, and the result is built after the unlock, where the
+//! compiler writes it in place. Built byte by byte and then read back 16 bytes at a time, each
+//! stalled its reader until the stores reached the cache (no store-to-load forwarding), which
+//! cost a validation in cache about 15 %.
 //!
 //! One lock word, the record lines from home to the record, no allocation, no global state.
 //! [`Engine::validate_many`] is a software pipeline: it does step 1 (and the lock line's
