@@ -1151,31 +1151,35 @@ impl Engine {
     fn login_context(&self, user: &str, ip: IpAddr, method: LoginMethod) -> Option<LoginContext> {
         let directory = self.directory.read();
         let entry = directory.user(user)?;
+        // Cloning the user's session list `Arc` is a locked increment on its line, which
+        // waits for the line: start loading it now, and clone it last.
+        crate::prefetch::prefetch_write(Arc::as_ptr(&entry.sessions) as usize);
         let profile = &directory.profile(entry.profile)?.profile;
         let settings = &directory.settings;
+        let policy = LoginPolicy {
+            ip_allowed: profile.allows(ip),
+            ip_trusted: settings
+                .trusted_ranges()
+                .iter()
+                .any(|net| net.contains(&ip)),
+            level: settings.level_for(method),
+            required_level: profile.required_level(),
+            idle: profile
+                .session_timeout()
+                .unwrap_or(settings.inactivity_timeout()),
+            max_length: profile
+                .max_session_length()
+                .unwrap_or(settings.max_session_length()),
+            lock_to_ip: settings.lock_sessions_to_ip(),
+            relogin_on_browser_close: settings.force_relogin_on_browser_close(),
+            cap: profile.session_cap(),
+        };
         Some(LoginContext {
             user: Arc::clone(&entry.id),
             user_key: entry.key,
             profile_key: entry.profile,
+            policy,
             sessions: Arc::clone(&entry.sessions),
-            policy: LoginPolicy {
-                ip_allowed: profile.allows(ip),
-                ip_trusted: settings
-                    .trusted_ranges()
-                    .iter()
-                    .any(|net| net.contains(&ip)),
-                level: settings.level_for(method),
-                required_level: profile.required_level(),
-                idle: profile
-                    .session_timeout()
-                    .unwrap_or(settings.inactivity_timeout()),
-                max_length: profile
-                    .max_session_length()
-                    .unwrap_or(settings.max_session_length()),
-                lock_to_ip: settings.lock_sessions_to_ip(),
-                relogin_on_browser_close: settings.force_relogin_on_browser_close(),
-                cap: profile.session_cap(),
-            },
         })
     }
 
