@@ -30,7 +30,12 @@ fn next_random(state: &mut u64) -> u64 {
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
-        .map(|n| n.parse().expect("MIB: a size in MiB"))
+        .map(|n| {
+            n.parse()
+                .ok()
+                .filter(|&mib| mib > 0)
+                .expect("MIB: a whole number of MiB, at least 1")
+        })
         .collect();
     let sizes = if sizes.is_empty() {
         vec![1, 4, 16, 72]
