@@ -2138,7 +2138,6 @@ impl RecordFacts {
     /// The session's public facts, given its last activity.
     #[inline]
     fn info(self, last_seen: u32) -> SessionInfo {
-        let idle_deadline = u64::from(last_seen) + u64::from(self.idle_secs);
         SessionInfo {
             handle: Handle(self.hash),
             user: UserKey(self.user),
@@ -2149,7 +2148,11 @@ impl RecordFacts {
             source_ip: self.origin,
             created: u64::from(self.created),
             last_activity: u64::from(last_seen),
-            valid_until: idle_deadline.min(u64::from(self.absolute_deadline)),
+            valid_until: crate::table::valid_until(
+                last_seen,
+                self.idle_secs,
+                self.absolute_deadline,
+            ),
             absolute_deadline: u64::from(self.absolute_deadline),
             idle_timeout_secs: self.idle_secs,
             ip_locked: self.ip_locked,

@@ -62,6 +62,13 @@ const METHOD_MASK: u8 = 0b0001_1100;
 const IP_LOCKED: u8 = 0b0010_0000;
 const BROWSER_BOUND: u8 = 0b0100_0000;
 
+/// When a session whose last activity is `last_seen` stops being valid (exclusive): the idle
+/// deadline or the absolute one, whichever comes first. The one place this rule is written.
+#[inline]
+pub(crate) fn valid_until(last_seen: u32, idle_secs: u32, absolute_deadline: u32) -> u64 {
+    (u64::from(last_seen) + u64::from(idle_secs)).min(u64::from(absolute_deadline))
+}
+
 /// One session as the table keeps it: one cache line (field order fixed, see the module docs).
 #[derive(Debug)]
 #[repr(C, align(64))]
@@ -222,7 +229,7 @@ impl Record {
     /// When the session stops being valid (exclusive), from its last activity and deadline.
     #[inline]
     pub(crate) fn valid_until(&self, last_seen: u32) -> u64 {
-        (u64::from(last_seen) + u64::from(self.idle_secs)).min(u64::from(self.absolute_deadline))
+        valid_until(last_seen, self.idle_secs, self.absolute_deadline)
     }
 
     /// Which timeout a session whose last activity is `last_seen` runs into first: the
