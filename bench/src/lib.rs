@@ -760,8 +760,14 @@ impl TokenStream {
     /// The token at position `i` (modulo the stream's length).
     #[inline]
     pub fn token(&self, i: usize) -> &str {
-        let at = (i & (self.count - 1)) * self.width;
+        let at = self.offset(i);
         &self.text[at..at + self.width]
+    }
+
+    /// Where the token at position `i` (modulo the stream's length) starts in the text.
+    #[inline]
+    fn offset(&self, i: usize) -> usize {
+        (i & (self.count - 1)) * self.width
     }
 
     /// [`token`](Self::token)`(i)`, after starting to load the token
@@ -770,7 +776,7 @@ impl TokenStream {
     /// (see the `prefetch` module).
     #[inline]
     pub fn token_prefetching(&self, i: usize) -> &str {
-        let ahead = ((i + Self::PREFETCH_DISTANCE) & (self.count - 1)) * self.width;
+        let ahead = self.offset(i + Self::PREFETCH_DISTANCE);
         prefetch::prefetch(self.text.as_bytes()[ahead..].as_ptr());
         self.token(i)
     }
@@ -786,8 +792,7 @@ impl TokenStream {
         batch.extend((start..start + len).map(|i| self.token(i)));
         // One more than `len`: a token may end in the line after the next batch's last start.
         for i in start + len..=start + 2 * len {
-            let at = (i & (self.count - 1)) * self.width;
-            prefetch::prefetch(self.text.as_bytes()[at..].as_ptr());
+            prefetch::prefetch(self.text.as_bytes()[self.offset(i)..].as_ptr());
         }
     }
 
