@@ -29,7 +29,7 @@ MEMCHECK := valgrind --error-exitcode=99 --quiet
 
 # The stress test is left out: valgrind runs threads one at a time, which stretches it to
 # minutes and towards its deadlock timeout (it passes, run by hand).
-memcheck: ## The core's unit, engine and model tests under valgrind memcheck (the unsafe code in slots.rs, prefetch.rs and fork.rs; Miri is not installable here)
+memcheck: ## The core's unit, engine and model tests under valgrind memcheck (the unsafe code of the core's raw module; Miri is not installable here)
 	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-core --lib --test engine
 	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-tests --test model
 

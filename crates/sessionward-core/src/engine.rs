@@ -41,8 +41,8 @@ use ipnet::IpNet;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::events::{EventListener, EventLog};
+use crate::raw::slots::{SlotPool, Slots};
 use crate::settings::check_name;
-use crate::slots::{SlotPool, Slots};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK, STATE_LIVE};
 use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
@@ -1153,7 +1153,7 @@ impl Engine {
         let entry = directory.user(user)?;
         // Cloning the user's session list `Arc` is a locked increment on its line, which
         // waits for the line: start loading it now, and clone it last.
-        crate::prefetch::prefetch_write(Arc::as_ptr(&entry.sessions) as usize);
+        crate::raw::prefetch::prefetch_write(Arc::as_ptr(&entry.sessions) as usize);
         let profile = &directory.profile(entry.profile)?.profile;
         let settings = &directory.settings;
         let policy = LoginPolicy {
@@ -1274,7 +1274,7 @@ impl Engine {
         }
         // The handle is pushed after the insert: the list's end loads meanwhile.
         let handles = &sessions.handles;
-        crate::prefetch::prefetch_write(handles.as_ptr().wrapping_add(handles.len()) as usize);
+        crate::raw::prefetch::prefetch_write(handles.as_ptr().wrapping_add(handles.len()) as usize);
         let durable = self.store.is_some();
         let mut cap_ended = Vec::new();
         let cap = policy.cap;
@@ -1496,7 +1496,7 @@ impl Engine {
             return None;
         }
         SlotsHint::prefetch_beyond_home(home);
-        crate::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+        crate::raw::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         Some(selector)
     }
 

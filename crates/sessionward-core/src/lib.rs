@@ -87,7 +87,7 @@
 //! tables of all shards at one capacity share one allocation advised for 2 MiB pages
 //! (`madvise(MADV_HUGEPAGE)` on Linux), each table owning one part; a growing table moves to
 //! the first free part of the next such generation. Each shard still has its own lock and grows on its
-//! own (only its records are rehashed under its write lock). See the `slots` module source
+//! own (only its records are rehashed under its write lock). See the `raw::slots` module source
 //! for the design and why its `unsafe` is sound.
 //!
 //! **What the hot path touches.** A token is `swd_` + a 64-bit selector + a 256-bit secret + a
@@ -124,9 +124,10 @@
 //! shard's write lock at a time; bulk ends walk shards one by one or the user's own list. A
 //! login copies the few settings it applies under the directory's read lock instead of cloning
 //! shared `Arc`s, whose reference counts would bounce between cores. See the `engine` module
-//! source for the lock order. `unsafe` lives in three modules that each say why it is sound:
-//! `prefetch` (the prefetch intrinsic), `slots` (shard tables sharing huge-page memory) and
-//! `fork` (a `pthread_atfork` handler, so tokens need no `getpid` call to stay fork-safe).
+//! source for the lock order. `unsafe` lives in one module, `raw`, whose three parts each say
+//! why theirs is sound: `raw::prefetch` (the prefetch intrinsic), `raw::slots` (shard tables
+//! sharing huge-page memory) and `raw::fork` (a `pthread_atfork` handler, so tokens need no
+//! `getpid` call to stay fork-safe).
 //!
 //! ## Bearer-token discipline
 //!
@@ -135,20 +136,17 @@
 //! 6-character base62 CRC32: 64 characters. The selector picks the session's slot and is its
 //! public handle; the table keeps a SHA-256 prefix of the random part, never the secret. [`Token`]'s `Debug` and `Display` are
 //! redacted; errors, events and listings carry only the public [`Handle`].
-// `unsafe` is denied everywhere but in `fork`, `prefetch` and `slots`, whose module
-// documentation justifies it.
+// `unsafe` is denied everywhere but in `raw`, whose submodules' documentation justifies it.
 #![deny(unsafe_code)]
 
 mod clock;
 mod engine;
 mod error;
 mod events;
-mod fork;
 mod oauth;
-mod prefetch;
+mod raw;
 mod session;
 mod settings;
-mod slots;
 mod store;
 mod table;
 mod token;

@@ -7,7 +7,7 @@
 //! prefix), the 16-byte origin address, five 32-bit times and ids, a 16-bit profile key, a
 //! state byte (end reason, security level, expiry reported) and a byte of fixed flags. Records
 //! live inline in one array per shard (its part of a huge-page generation, see
-//! [`crate::slots`]), so reading a record is one line, and a lookup reads the lines from the
+//! [`crate::raw::slots`]), so reading a record is one line, and a lookup reads the lines from the
 //! home slot to the record: no pointer chasing, and all of them known (and prefetched, see
 //! [`SlotsHint::prefetch`]) from the selector alone.
 //!
@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::slots::{class_for, SlotPool, Slots};
+use crate::raw::slots::{class_for, SlotPool, Slots};
 use crate::token::KEY_LEN;
 
 /// Bytes of the session key a record keeps: the selector and a 128-bit SHA-256 prefix.
@@ -292,7 +292,7 @@ pub(crate) fn hash_of(key: &[u8]) -> u64 {
 /// One shard's records. Not synchronized: the engine wraps each table in its shard's lock.
 ///
 /// The slots are this shard's part of a generation shared by all shards of the engine (see
-/// [`crate::slots`]), so that large tables sit on huge pages.
+/// [`crate::raw::slots`]), so that large tables sit on huge pages.
 #[derive(Debug)]
 pub(crate) struct Table {
     slots: Slots,
@@ -349,8 +349,8 @@ impl SlotsHint {
             .base
             .load(Ordering::Relaxed)
             .wrapping_add(home.wrapping_mul(std::mem::size_of::<Record>()));
-        crate::prefetch::prefetch_read(address);
-        crate::prefetch::prefetch_read(address.wrapping_add(64));
+        crate::raw::prefetch::prefetch_read(address);
+        crate::raw::prefetch::prefetch_read(address.wrapping_add(64));
         address
     }
 
@@ -358,7 +358,7 @@ impl SlotsHint {
     #[inline]
     pub(crate) fn prefetch_beyond_home(home: usize) {
         for line in 2..PREFETCH_LINES {
-            crate::prefetch::prefetch_read(home.wrapping_add(line * 64));
+            crate::raw::prefetch::prefetch_read(home.wrapping_add(line * 64));
         }
     }
 }

@@ -447,7 +447,7 @@ fn encode(selector: u64, secret: &[u8; 32]) -> String {
 }
 
 thread_local! {
-    /// This thread's ChaCha20 stream and the process image ([`crate::fork::epoch`]) it was
+    /// This thread's ChaCha20 stream and the process image ([`crate::raw::fork::epoch`]) it was
     /// seeded in.
     static RNG: RefCell<Option<(u64, ChaCha20Rng)>> = const { RefCell::new(None) };
 }
@@ -456,7 +456,7 @@ thread_local! {
 /// in every forked child: a child forked after the parent issued tokens (gunicorn's preload)
 /// must never replay the parent's stream.
 fn fill_random(out: &mut [u8]) -> Result<(), Error> {
-    let epoch = crate::fork::epoch();
+    let epoch = crate::raw::fork::epoch();
     RNG.with(|cell| {
         let mut state = cell.borrow_mut();
         match state.as_mut() {
@@ -621,7 +621,7 @@ mod tests {
         // What a child sees: the stream it inherited, and a fork since it was seeded.
         let mut parent_stream = [0_u8; 40];
         fill_random(&mut parent_stream).unwrap();
-        crate::fork::simulate_fork();
+        crate::raw::fork::simulate_fork();
         RNG.with(|cell| {
             let mut state = cell.borrow_mut();
             let (_, rng) = state.as_mut().unwrap();

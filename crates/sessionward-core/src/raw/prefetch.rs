@@ -1,5 +1,5 @@
-//! Software prefetch, one of the three modules of the core that use `unsafe` (the others are
-//! [`slots`](crate::slots) and [`fork`](crate::fork)).
+//! Software prefetch. Part of [`raw`](crate::raw), the one module of the core that uses
+//! `unsafe`.
 //!
 //! # Why `unsafe` here
 //!

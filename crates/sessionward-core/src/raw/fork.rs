@@ -1,6 +1,6 @@
 //! Which process image this is, cheaply: a number that changes in every child forked since the
-//! token generator started. One of the three modules of the core that use `unsafe` (with
-//! [`prefetch`](crate::prefetch) and [`slots`](crate::slots)).
+//! token generator started. Part of [`raw`](crate::raw), the one module of the core that uses
+//! `unsafe`.
 //!
 //! # Why
 //!

@@ -1,6 +1,5 @@
-//! Memory for the shard tables' slots: shared *generations* backed by huge pages. One of the
-//! three modules of the core that use `unsafe` (the others are [`prefetch`](crate::prefetch)
-//! and [`fork`](crate::fork)).
+//! Memory for the shard tables' slots: shared *generations* backed by huge pages. Part of
+//! [`raw`](crate::raw), the one module of the core that uses `unsafe`.
 //!
 //! # Why
 //!

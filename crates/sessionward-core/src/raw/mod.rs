@@ -1,0 +1,18 @@
+//! Everything in the core that needs `unsafe`, and nothing else: the crate denies
+//! `unsafe_code` everywhere outside this module, and inside it allows it block by block, each
+//! with a `SAFETY` comment. Each part's documentation says why it needs `unsafe` and why its
+//! use is sound:
+//!
+//! - [`prefetch`]: the CPU's prefetch instructions (a hint that never dereferences), so that
+//!   lookups start loading their lines before they need them;
+//! - [`slots`]: one huge-page allocation shared by the tables of all shards at one capacity,
+//!   each table owning a part of it;
+//! - [`fork`]: a `pthread_atfork` child handler, so that the token generator notices a fork
+//!   with one load instead of a `getpid` call per token.
+//!
+//! They are covered by their own unit tests, the engine's model and stress tests, and
+//! `make memcheck` (the core's unit and engine tests and the model test under valgrind).
+
+pub(crate) mod fork;
+pub(crate) mod prefetch;
+pub(crate) mod slots;
