@@ -355,6 +355,25 @@ def test_users_and_profiles(org: TrackedOrg) -> None:
         org.user_profile("ada")
 
 
+def test_results_name_their_user_beyond_the_name_cache_bound(org: TrackedOrg) -> None:
+    # The binding caches each user's id `str` (an array indexed by the engine's user key) and
+    # starts the cache over after 65,536 names: every result must name its own user before,
+    # across and after that reset, in any order.
+    count = 70_000
+    users = [f"user{i}" for i in range(count)]
+    for user in users:
+        org.add_user(user, "staff")
+    tokens = [issue(org, user) for user in users]
+    order = list(range(count))
+    order = order[::2] + order[1::2][::-1]
+    for index in order:
+        assert org.validate(tokens[index], OFFICE).user == users[index]
+    results = org.validate_many([tokens[i] for i in order[:5_000]], OFFICE)
+    assert [result.user for result in results if isinstance(result, sw.Session)] == [
+        users[i] for i in order[:5_000]
+    ]
+
+
 def test_tightening_a_timeout_changes_only_new_sessions(
     org: TrackedOrg, clock: sw.ManualClock
 ) -> None:

@@ -175,10 +175,27 @@ pub enum Requirement<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserKey(pub(crate) u32);
 
+impl UserKey {
+    /// The key as a small integer: keys are handed out 0, 1, 2, ... in the order users are
+    /// added and never reused, so bindings can keep per-user data in a dense array indexed by
+    /// it rather than a hash map.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Opaque key of a profile inside one engine; resolve it with
 /// [`Engine::profile_name`](crate::Engine::profile_name).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProfileKey(pub(crate) u16);
+
+impl ProfileKey {
+    /// The key as a small integer (below 65,536): handed out 0, 1, 2, ... in the order
+    /// profiles are added and never reused, like [`UserKey::index`].
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// Public facts about a session (never the token). Cheap to copy: no allocation on validation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

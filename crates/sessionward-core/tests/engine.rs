@@ -860,3 +860,28 @@ fn tables_grow_and_shrink_through_shared_generations_without_losing_a_session() 
     }
     assert_eq!(org.engine.stats().live, 3040);
 }
+
+#[test]
+fn user_and_profile_keys_are_dense_indices_never_reused() {
+    // Bindings keep per-key caches in arrays indexed by `index()`: keys must count up from 0
+    // in the order entries are added, and a removed entry's index must not come back.
+    let engine = Engine::builder().build().unwrap();
+    let profiles: Vec<usize> = ["staff", "admins"]
+        .iter()
+        .map(|name| {
+            let profile = Profile::builder(*name).build().unwrap();
+            engine.add_profile(profile).unwrap().index()
+        })
+        .collect();
+    assert_eq!(profiles, [0, 1]);
+    let users: Vec<usize> = ["ada", "bob", "eve"]
+        .iter()
+        .map(|user| engine.add_user(user, "staff").unwrap().index())
+        .collect();
+    assert_eq!(users, [0, 1, 2]);
+    engine.remove_user("bob").unwrap();
+    assert_eq!(engine.add_user("bob", "admins").unwrap().index(), 3);
+    let org = Org::default();
+    let session = org.login("fin", "10.0.0.1").session;
+    assert_eq!((session.user.index(), session.profile.index()), (3, 2));
+}
