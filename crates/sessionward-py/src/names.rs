@@ -37,12 +37,12 @@ const REMOVED: &str = "(removed)";
 /// The cached names of one `Org`.
 #[derive(Default)]
 pub(crate) struct Names {
-    maps: Mutex<Maps>,
+    arrays: Mutex<NameArrays>,
 }
 
-/// The arrays behind the mutex; resolve names with [`Maps::session`].
+/// The arrays behind the mutex; resolve names with [`NameArrays::session`].
 #[derive(Default)]
-pub(crate) struct Maps {
+pub(crate) struct NameArrays {
     users: KeyArray,
     profiles: KeyArray,
 }
@@ -56,9 +56,9 @@ struct KeyArray {
 }
 
 impl Names {
-    /// Locks the maps (for resolving a batch of results under one lock).
-    pub(crate) fn lock(&self, _py: Python<'_>) -> MutexGuard<'_, Maps> {
-        self.maps.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Locks the arrays (for resolving a batch of results under one lock).
+    pub(crate) fn lock(&self, _py: Python<'_>) -> MutexGuard<'_, NameArrays> {
+        self.arrays.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The `Session` of one result.
@@ -74,7 +74,7 @@ impl Names {
     }
 }
 
-impl Maps {
+impl NameArrays {
     /// The `Session` of one result: its facts plus the (cached) user id and profile name.
     pub(crate) fn session(
         &mut self,
