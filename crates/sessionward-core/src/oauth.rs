@@ -283,7 +283,13 @@ mod tests {
     use crate::{EndReason, Profile, Refusal, Requirement};
 
     fn org() -> (Engine, OAuthClients) {
-        let engine = Engine::builder().shards(2).build().unwrap();
+        // A manual clock: `expires_in` is read against the clock again after the grant, and a
+        // real one may tick in between (it did under valgrind).
+        let engine = Engine::builder()
+            .shards(2)
+            .clock(std::sync::Arc::new(crate::ManualClock::new(1_700_000_000)))
+            .build()
+            .unwrap();
         engine
             .add_profile(
                 Profile::builder("integrations")
