@@ -1,5 +1,5 @@
 //! Everything in the core that needs `unsafe`, and nothing else: the crate denies
-//! `unsafe_code` everywhere outside this module, and inside it allows it block by block, each
+//! `unsafe_code` everywhere outside this module, and inside it allows it use by use, each
 //! with a `SAFETY` comment. Each part's documentation says why it needs `unsafe` and why its
 //! use is sound:
 //!
