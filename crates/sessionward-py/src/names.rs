@@ -83,32 +83,28 @@ impl NameArrays {
         info: SessionInfo,
     ) -> PySession {
         PySession {
-            user: cached(py, &mut self.users, info.user, info.user.index(), |key| {
-                engine.user_id(key)
+            user: cached(py, &mut self.users, info.user.index(), || {
+                engine.user_id(info.user)
             }),
-            profile: cached(
-                py,
-                &mut self.profiles,
-                info.profile,
-                info.profile.index(),
-                |key| engine.profile_name(key),
-            ),
+            profile: cached(py, &mut self.profiles, info.profile.index(), || {
+                engine.profile_name(info.profile)
+            }),
             info,
         }
     }
 }
 
-fn cached<K: Copy>(
+/// The name at `index` of `array`, or what `lookup` finds (cached when found).
+fn cached(
     py: Python<'_>,
     array: &mut KeyArray,
-    key: K,
     index: usize,
-    lookup: impl FnOnce(K) -> Option<std::sync::Arc<str>>,
+    lookup: impl FnOnce() -> Option<std::sync::Arc<str>>,
 ) -> Py<PyString> {
     if let Some(Some(name)) = array.names.get(index) {
         return name.clone_ref(py);
     }
-    let Some(name) = lookup(key) else {
+    let Some(name) = lookup() else {
         return pyo3::intern!(py, REMOVED).clone().unbind();
     };
     let name = PyString::new(py, &name).unbind();
