@@ -45,6 +45,7 @@ const SELECTOR_AT: usize = TOKEN_PREFIX.len();
 const SECRET_AT: usize = SELECTOR_AT + SELECTOR_LEN;
 const CHECKED_LEN: usize = SECRET_AT + SECRET_LEN;
 const _: () = assert!(CHECKED_LEN + CHECKSUM_LEN == TOKEN_LEN);
+const _: () = assert!(CHECKED_LEN == crate::raw::crc::CHECKED && TOKEN_LEN == 64);
 /// 62^6: the selector is decoded as 5 high digits times this plus 6 low digits.
 const BASE62_POW6: u64 = 62 * 62 * 62 * 62 * 62 * 62;
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -309,7 +310,8 @@ pub(crate) fn rest_is_well_formed(text: &str) -> bool {
     for &b in &bytes[CHECKED_LEN..] {
         stated = stated * 62 + u64::from(BASE62_VALUE[b as usize]);
     }
-    stated == u64::from(crc32fast::hash(&bytes[..CHECKED_LEN]))
+    let bytes: &[u8; TOKEN_LEN] = bytes.try_into().expect("length checked above");
+    stated == u64::from(crate::raw::crc::crc32_of_checked(bytes))
 }
 
 /// The key sessionward's table stores for `token` (its selector, then the first 160 bits of
@@ -426,7 +428,7 @@ fn encode_selector(selector: u64, text: &mut [u8; TOKEN_LEN]) {
 
 /// The token whose prefix, selector and secret characters are in `text`, with its checksum.
 fn with_checksum(mut text: [u8; TOKEN_LEN]) -> String {
-    let checksum = crc32fast::hash(&text[..CHECKED_LEN]);
+    let checksum = crate::raw::crc::crc32_of_checked(&text);
     encode_base62(&mut [checksum], &mut text[CHECKED_LEN..]);
     String::from_utf8(text.to_vec()).expect("the prefix and base62 digits are ASCII")
 }

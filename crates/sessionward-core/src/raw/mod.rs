@@ -3,6 +3,8 @@
 //! with a `SAFETY` comment. Each part's documentation says why it needs `unsafe` and why its
 //! use is sound:
 //!
+//! - [`crc`]: the CRC-32 of a token's checked characters by carry-less multiplication,
+//!   four loads and no loop instead of a general routine's call, loop and partial block;
 //! - [`prefetch`]: the CPU's prefetch instructions (a hint that never dereferences), so that
 //!   lookups start loading their lines before they need them;
 //! - [`slots`]: one huge-page allocation shared by the tables of all shards at one capacity,
@@ -13,6 +15,7 @@
 //! They are covered by their own unit tests, the engine's model and stress tests, and
 //! `make memcheck` (the core's unit and engine tests and the model test under valgrind).
 
+pub(crate) mod crc;
 pub(crate) mod fork;
 pub(crate) mod prefetch;
 pub(crate) mod slots;
