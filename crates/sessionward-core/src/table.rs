@@ -162,6 +162,7 @@ impl Record {
         hash_of(&self.key)
     }
 
+    #[inline]
     pub(crate) fn origin_ip(&self) -> IpAddr {
         Ipv6Addr::from(self.origin).to_canonical()
     }
