@@ -5,7 +5,7 @@ CARGO ?= cargo
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: help demo test test-rust memcheck test-python lint bench fuzz-smoke clean
+.PHONY: help demo test test-rust memcheck miri test-python lint bench fuzz-smoke clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -13,7 +13,7 @@ help: ## List the targets
 demo: ## The main job: simulate an org's day on the embedded default and write a report
 	$(CARGO) run --release -p sessionward-harness -- --out reports/latest
 
-test: lint test-rust memcheck test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, memcheck, Python tests + stubtest, fuzz smoke
+test: lint test-rust memcheck miri test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, memcheck, Miri, Python tests + stubtest, fuzz smoke
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all --check
@@ -29,9 +29,23 @@ MEMCHECK := valgrind --error-exitcode=99 --quiet
 
 # The stress test is left out: valgrind runs threads one at a time, which stretches it to
 # minutes and towards its deadlock timeout (it passes, run by hand).
-memcheck: ## The core's unit, engine and model tests under valgrind memcheck (the unsafe code of the core's raw module; Miri is not installable here)
+memcheck: ## The core's unit, engine and model tests under valgrind memcheck (the unsafe code of the core's raw module at full size)
 	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-core --lib --test engine
 	$(RUNNER_VAR)="$(MEMCHECK)" $(CARGO) test -p sessionward-tests --test model
+
+# Miri interprets the tests of the core's `unsafe` code (the `raw` module) and stops on
+# undefined behaviour: out-of-bounds or misaligned access, use after free,
+# aliasing violations, data races, invalid values. Twice for the CRC: built for the baseline
+# CPU (which falls back to crc32fast) and with PCLMULQDQ on (Miri emulates the folding). The
+# forking test is skipped under Miri, which cannot fork; `make memcheck` runs it.
+MIRI_TARGET_DIR := target/miri-pclmulqdq
+
+miri: ## The core's raw-module tests under Miri (installs the nightly miri component)
+	rustup component add --toolchain nightly miri rust-src
+	$(CARGO) +nightly miri setup
+	$(CARGO) +nightly miri test -p sessionward-core --lib -- raw::
+	RUSTFLAGS="-C target-feature=+pclmulqdq" CARGO_TARGET_DIR=$(MIRI_TARGET_DIR) \
+		$(CARGO) +nightly miri test -p sessionward-core --lib -- raw::crc
 
 test-python: ## Build the Python package into .venv, run stubtest, mypy --strict and pytest
 	scripts/test-python.sh

@@ -77,6 +77,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri cannot fork")]
     fn a_forked_child_sees_another_epoch() {
         let parent = epoch();
         assert_eq!(epoch(), parent, "stable within one process image");

@@ -12,8 +12,10 @@
 //! - [`fork`]: a `pthread_atfork` child handler, so that the token generator notices a fork
 //!   with one load instead of a `getpid` call per token.
 //!
-//! They are covered by their own unit tests, the engine's model and stress tests, and
-//! `make memcheck` (the core's unit and engine tests and the model test under valgrind).
+//! They are covered by their own unit tests, the engine's model and stress tests,
+//! `make memcheck` (the core's unit and engine tests and the model test under valgrind), and
+//! `make miri` (this module's tests under Miri, which stops on undefined behaviour; the
+//! CRC's once more with `PCLMULQDQ` enabled, which Miri emulates).
 
 pub(crate) mod crc;
 pub(crate) mod fork;

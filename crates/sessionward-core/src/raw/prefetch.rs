@@ -46,7 +46,7 @@ fn prefetch<const HINT: i32>(address: usize) {
     // module documentation).
     #[allow(unsafe_code)]
     unsafe {
-        std::arch::x86_64::_mm_prefetch::<HINT>(address as *const i8);
+        std::arch::x86_64::_mm_prefetch::<HINT>(std::ptr::without_provenance(address));
     }
 }
 
