@@ -170,7 +170,9 @@ mod tests {
         assert!(std::arch::is_x86_feature_detected!("pclmulqdq"));
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("pclmulqdq") {
-            let bytes = *b"swd_0123456789aABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvw";
+            // Any 64 bytes: distinct ones, made here rather than written as a token-shaped
+            // literal (which secret scanners would flag).
+            let bytes: [u8; 64] = std::array::from_fn(|at| (at as u8).wrapping_mul(37) ^ 0x5A);
             // SAFETY: the CPU has PCLMULQDQ (checked above).
             #[allow(unsafe_code)]
             let folded = unsafe { folded(&bytes) };
