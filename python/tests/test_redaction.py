@@ -6,7 +6,7 @@ import io
 import logging
 
 import pytest
-from conftest import HOME, OFFICE, TrackedOrg, find_leaks, issue
+from conftest import HOME, ISSUED, OFFICE, TrackedOrg, find_leaks, issue
 
 import sessionward as sw
 
@@ -101,6 +101,13 @@ def test_reprs_and_errors_never_show_tokens(org: TrackedOrg) -> None:
 def test_the_leak_detector_detects_leaks(token: str) -> None:
     assert find_leaks([f"oops {token} here"], {token}) == {token}
     assert find_leaks(["swd_[REDACTED]", repr(token[:20])], {token}) == set()
+
+
+def test_tracked_orgs_remember_issued_tokens(org: TrackedOrg) -> None:
+    # The suite-wide leak check looks for the tokens tracked orgs handed out: the `org`
+    # fixture must be a tracked one, and what it issues must be remembered.
+    assert isinstance(org, TrackedOrg)
+    assert issue(org) in ISSUED
 
 
 def RedactTokensResult(record: logging.LogRecord) -> logging.LogRecord:  # noqa: N802
