@@ -294,10 +294,9 @@ pub fn is_well_formed(text: &str) -> bool {
 /// selector first to prefetch, not decode it twice.
 #[inline]
 pub(crate) fn rest_is_well_formed(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.len() != TOKEN_LEN {
+    let Ok(bytes) = <&[u8; TOKEN_LEN]>::try_from(text.as_bytes()) else {
         return false;
-    }
+    };
     // Branch-free over the fixed-width body, so the compiler can vectorize it; the base62
     // alphabet is exactly the ASCII letters and digits.
     let body_is_base62 = bytes[SECRET_AT..]
@@ -310,7 +309,6 @@ pub(crate) fn rest_is_well_formed(text: &str) -> bool {
     for &b in &bytes[CHECKED_LEN..] {
         stated = stated * 62 + u64::from(BASE62_VALUE[b as usize]);
     }
-    let bytes: &[u8; TOKEN_LEN] = bytes.try_into().expect("length checked above");
     stated == u64::from(crate::raw::crc::crc32_of_checked(bytes))
 }
 
