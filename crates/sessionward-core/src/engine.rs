@@ -17,8 +17,11 @@
 //! - The directory of users and profiles is behind one `RwLock`, read at login and written by
 //!   admin changes; validations never touch it.
 //!
-//! Lock order, where more than one is held: user mutex, then shard lock. The directory lock is
-//! never held while taking either.
+//! Lock order, where more than one is held: the directory lock, then a user's mutex, then a
+//! shard lock. Only settings and profile changes hold the directory (write) lock while taking
+//! shard locks, to publish the validation policy to every shard; nothing takes the directory
+//! lock or a user's mutex while holding a shard lock, and nothing holds the directory lock
+//! while taking a user's mutex.
 //!
 //! # Durability
 //!
@@ -42,7 +45,7 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 
 use crate::events::{EventListener, EventLog};
 use crate::raw::slots::{SlotPool, Slots};
-use crate::settings::check_name;
+use crate::settings::{canonical_net, check_name};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK, STATE_LIVE};
 use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
@@ -533,7 +536,12 @@ fn activity_since(shards: &[Shard], since: u32) -> Vec<StoreChange> {
         let shard = shard.state.read();
         for record in shard.table.iter() {
             let last_seen = record.last_seen.load(Ordering::Relaxed);
-            if record.end_reason() == STATE_LIVE && last_seen >= since && last_seen > record.created
+            // Not for reported expiries: a refresh that raced the report must not reach the
+            // store, where a restart would find the session live again.
+            let state = record.state.load(Ordering::Acquire);
+            if state & (REASON_MASK | EXPIRY_REPORTED) == STATE_LIVE
+                && last_seen >= since
+                && last_seen > record.created
             {
                 changes.push(StoreChange::Activity {
                     handle: record.hash(),
@@ -822,7 +830,7 @@ impl Engine {
         let mut directory = self.directory.write();
         if directory.profile_keys.contains_key(profile.name()) {
             return Err(Error::DuplicateProfile {
-                profile: profile.name().to_owned(),
+                profile: crate::error::shorten(profile.name()),
             });
         }
         let key = u16::try_from(directory.profiles.len())
@@ -872,7 +880,7 @@ impl Engine {
             let users = directory.profile(key).map_or(0, |entry| entry.users);
             if users > 0 {
                 return Err(Error::ProfileInUse {
-                    profile: name.to_owned(),
+                    profile: crate::error::shorten(name),
                     users,
                 });
             }
@@ -918,7 +926,7 @@ impl Engine {
         let mut directory = self.directory.write();
         if directory.user_keys.contains_key(user) {
             return Err(Error::DuplicateUser {
-                user: user.to_owned(),
+                user: crate::error::shorten(user),
             });
         }
         let profile_key = directory.profile_key(profile)?;
@@ -1102,7 +1110,9 @@ impl Engine {
     /// `remember_device`, the device id given at login is remembered for the user and not
     /// challenged again. A challenge works once, within [`CHALLENGE_LIFETIME`].
     ///
-    /// The profile's login ranges are checked again (they may have changed meanwhile).
+    /// The profile's login ranges and required level are checked again (the profile may have
+    /// changed meanwhile): a UI login whose method no longer meets the level gets
+    /// [`LoginOutcome::StepUpRequired`], as at login, and the challenge is used up.
     pub fn complete_challenge(
         &self,
         secret: &str,
@@ -1130,12 +1140,18 @@ impl Engine {
         if !context.policy.ip_allowed {
             return Ok(self.deny(now, &context, pending.ip, DenyReason::IpNotAllowed));
         }
+        let level = context.policy.level;
+        if pending.session_type == SessionType::Ui && level < context.policy.required_level {
+            return Ok(LoginOutcome::StepUpRequired {
+                required: context.policy.required_level,
+                offered: level,
+            });
+        }
         if remember_device {
             if let Some(device) = pending.device {
                 context.sessions.lock().devices.insert(device);
             }
         }
-        let level = context.policy.level;
         self.issue(
             now,
             &context,
@@ -1430,10 +1446,10 @@ impl Engine {
             }
             let hash = handles[index];
             let shard = self.shard(hash).state.read();
-            let live = shard.table.find_hash(hash).is_some_and(|record| {
-                record.end_reason() == STATE_LIVE
-                    && u64::from(now) < record.valid_until(record.last_seen.load(Ordering::Relaxed))
-            });
+            let live = shard
+                .table
+                .find_hash(hash)
+                .is_some_and(|record| record.is_live(u64::from(now)));
             drop(shard);
             if live {
                 handles[kept] = hash;
@@ -1502,7 +1518,10 @@ impl Engine {
 
     /// Validates many tokens at once (for gateways and bindings): `results[i]` is what
     /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
-    /// when one address is given for all). Reads the clock once.
+    /// when one address is given for all). A well-formed token with no address (`ips` empty, or
+    /// longer than one address and shorter than `tokens`) is refused with
+    /// [`Refusal::IpMismatch`] and not looked up: a mismatched batch never borrows another
+    /// request's address. Reads the clock once.
     ///
     /// A software pipeline: while token `i` is hashed and looked up, token `i + AHEAD` is
     /// checked (shape and checksum, once) and the lines of its lookup (its slots and its
@@ -1537,7 +1556,12 @@ impl Engine {
             if let Some(ahead) = tokens.get(index + AHEAD) {
                 checked[index % AHEAD] = check(ahead);
             }
-            let ip = ips.get(index).or(ips.first()).copied();
+            let ip = if ips.len() == 1 {
+                ips.first()
+            } else {
+                ips.get(index)
+            }
+            .copied();
             let digest = selector.map(|selector| TokenDigest::of_token(token.as_ref(), selector));
             match (digest, ip) {
                 (Some(digest), Some(ip)) => {
@@ -1566,7 +1590,9 @@ impl Engine {
             return Err(Refusal::Ended(reason));
         }
         let last_seen = record.last_seen.load(Ordering::Relaxed);
-        if u64::from(now) >= record.valid_until(last_seen) {
+        // A reported expiry is final (see `Record::is_live`), even if a validation that read
+        // an earlier second refreshed last activity after the report.
+        if state & EXPIRY_REPORTED != 0 || u64::from(now) >= record.valid_until(last_seen) {
             let kind = record.expiry_kind(last_seen);
             let first_report = state & EXPIRY_REPORTED == 0
                 && record.state.fetch_or(EXPIRY_REPORTED, Ordering::AcqRel) & EXPIRY_REPORTED == 0;
@@ -1701,7 +1727,7 @@ impl Engine {
             return Err(Refusal::Ended(ended));
         }
         let last_seen = record.last_seen.load(Ordering::Relaxed);
-        if u64::from(now) >= record.valid_until(last_seen) {
+        if !record.is_live(u64::from(now)) {
             return Err(Refusal::Expired(record.expiry_kind(last_seen)));
         }
         if !applies(record) {
@@ -1815,7 +1841,12 @@ impl Engine {
     }
 
     /// Ends every session whose source IP is inside `range`; returns how many ended.
+    ///
+    /// An IPv4-mapped range (`::ffff:10.0.0.0/104`) is its IPv4 form, as in
+    /// [`parse_cidr`](crate::parse_cidr) and the listing's source filter: origins are stored
+    /// in canonical form, so the mapped spelling would otherwise match nothing.
     pub fn end_sessions_from(&self, range: IpNet) -> usize {
+        let range = canonical_net(range);
         self.end_matching(EndReason::SourceRange, |record| {
             range.contains(&record.origin_ip())
         })
@@ -1895,15 +1926,13 @@ impl Engine {
             });
         }
         let user = user.flatten();
-        let source = filter.source.map(canonical_source);
+        let source = filter.source.map(canonical_net);
         let now = u64::from(self.now32());
         let mut matching = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.state.read();
             for record in shard.table.iter() {
-                let last_seen = record.last_seen.load(Ordering::Relaxed);
-                if record.end_reason() != STATE_LIVE
-                    || now >= record.valid_until(last_seen)
+                if !record.is_live(now)
                     || user.is_some_and(|key| key != record.user)
                     || profile.is_some_and(|key| key != record.profile)
                     || filter
@@ -1916,7 +1945,7 @@ impl Engine {
                 {
                     continue;
                 }
-                matching.push(self.info(record, last_seen));
+                matching.push(self.info(record, record.last_seen.load(Ordering::Relaxed)));
             }
         }
         matching.sort_unstable_by_key(|info| info.handle);
@@ -2026,10 +2055,7 @@ impl Engine {
             stats.live += shard
                 .table
                 .iter()
-                .filter(|record| {
-                    record.end_reason() == STATE_LIVE
-                        && now < record.valid_until(record.last_seen.load(Ordering::Relaxed))
-                })
+                .filter(|record| record.is_live(now))
                 .count();
         }
         stats
@@ -2085,16 +2111,6 @@ impl Engine {
         for (hash, user, kind) in expired {
             self.emit_for(now, EventKind::Expired(kind), hash, user, None);
         }
-    }
-}
-
-/// A single address given as a filter is a /32 or /128; IPv4-mapped forms compare as IPv4.
-fn canonical_source(net: IpNet) -> IpNet {
-    match net.addr().to_canonical() {
-        IpAddr::V4(v4) if net.addr().is_ipv6() => {
-            IpNet::new(IpAddr::V4(v4), net.prefix_len().saturating_sub(96)).unwrap_or(net)
-        }
-        _ => net,
     }
 }
 

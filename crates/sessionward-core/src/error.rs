@@ -6,7 +6,8 @@ use std::path::PathBuf;
 /// Why a settings change, an admin call or an input was refused. Nothing changed.
 ///
 /// Messages are lowercase, name the offending field and value, and never contain a token: values
-/// echoed back are shortened and passed through [`redact_tokens`](crate::redact_tokens).
+/// echoed back pass through [`redact_token_like`](crate::redact_token_like) (tokens, parts of
+/// tokens and tokens glued to more text), then are shortened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Error {
@@ -182,12 +183,14 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// The form in which refused input is echoed back: tokens redacted, control characters and
-/// every other character that `{:?}` would escape as `\u{...}` replaced (so that the echo
-/// cannot blow one character up into a ten-byte escape, and terminals and log lines stay
-/// intact), at most 64 characters.
+/// The form in which refused input is echoed back: anything token-like redacted (a token,
+/// part of one, or one glued to more text: [`redact_token_like`](crate::redact_token_like),
+/// before the cut, so the cut cannot turn a token into an unrecognised prefix), control
+/// characters and every other character that `{:?}` would escape as `\u{...}` replaced (so
+/// that the echo cannot blow one character up into a ten-byte escape, and terminals and log
+/// lines stay intact), at most 64 characters.
 pub(crate) fn shorten(text: &str) -> String {
-    let redacted = crate::redact_tokens(text);
+    let redacted = crate::redact_token_like(text);
     // `escape_debug` is longer than two characters (`\n`, `\"`) only for `\u{...}` escapes.
     let mut chars = redacted.chars().map(|c| {
         if c.is_control() || c.escape_debug().count() > 2 {

@@ -183,5 +183,6 @@ pub use store::{
     RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser, FORMAT_VERSION,
 };
 pub use token::{
-    is_well_formed, redact_tokens, token_key, Handle, Token, KEY_LEN, TOKEN_LEN, TOKEN_PREFIX,
+    is_well_formed, redact_token_like, redact_tokens, token_key, Handle, Token, KEY_LEN, TOKEN_LEN,
+    TOKEN_PREFIX,
 };

@@ -620,8 +620,9 @@ pub fn parse_ip(text: &str) -> Result<std::net::IpAddr, Error> {
 }
 
 /// IPv4-mapped IPv6 networks (`::ffff:10.0.0.0/104`) become their IPv4 form, so that ranges and
-/// addresses compare in one family.
-fn canonical_net(net: IpNet) -> IpNet {
+/// addresses compare in one family. Every range the engine compares origins with goes through
+/// here: settings, profiles, the listing's filter and range ends.
+pub(crate) fn canonical_net(net: IpNet) -> IpNet {
     if let IpNet::V6(v6) = net {
         if let Some(v4) = v6.addr().to_ipv4_mapped() {
             if v6.prefix_len() >= 96 {

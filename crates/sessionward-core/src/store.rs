@@ -128,7 +128,9 @@ pub enum StoreChange {
         /// Seconds since the Unix epoch.
         at: u32,
     },
-    /// The engine dropped the session's tombstone: the store may forget it.
+    /// The engine dropped the session's tombstone: the store may forget what it no longer
+    /// needs, but must still load the session as ended (or expired) while it keeps anything
+    /// of it: a restart must never find it live again.
     Forget {
         /// The session's handle number.
         handle: u64,

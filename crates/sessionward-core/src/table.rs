@@ -227,6 +227,19 @@ impl Record {
         );
     }
 
+    /// Whether the session is live at `now`: not ended, its expiry never reported, and within
+    /// its deadlines.
+    ///
+    /// Expiry is final once reported (an `Expired` event went out, and [`end`](Self::end)
+    /// refuses the record): a validation that read an earlier second (on another core, or
+    /// from a clock that stepped back) and refreshed last activity after the report must not
+    /// make the session live again, for listings, counts or the store.
+    #[inline]
+    pub(crate) fn is_live(&self, now: u64) -> bool {
+        self.state.load(Ordering::Acquire) & (REASON_MASK | EXPIRY_REPORTED) == STATE_LIVE
+            && now < self.valid_until(self.last_seen.load(Ordering::Relaxed))
+    }
+
     /// When the session stops being valid (exclusive), from its last activity and deadline.
     #[inline]
     pub(crate) fn valid_until(&self, last_seen: u32) -> u64 {

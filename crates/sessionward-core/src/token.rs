@@ -361,9 +361,12 @@ pub(crate) fn selector_of(text: &str) -> Option<u64> {
         .filter(|&selector| selector != 0)
 }
 
-/// Replaces every well-formed token in `text` with `swd_[REDACTED]`.
+/// Replaces every well-formed token in `text` with `swd_[REDACTED]`, whatever surrounds it.
 ///
-/// For log pipelines that may see request headers by mistake.
+/// For log pipelines that may see request headers by mistake. A token glued to more letters
+/// or digits is redacted too: it is still a working credential to whoever reads the line,
+/// and its CRC32 makes a false match (64 characters that pass it by chance) a one in four
+/// billion event.
 ///
 /// # Examples
 ///
@@ -374,15 +377,10 @@ pub fn redact_tokens(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find(TOKEN_PREFIX) {
-        let candidate = rest.get(at..at + TOKEN_LEN);
-        let boundary_after = rest
-            .as_bytes()
-            .get(at + TOKEN_LEN)
-            .is_none_or(|&b| BASE62_VALUE[b as usize] == 0xFF);
-        match candidate {
-            Some(token) if boundary_after && is_well_formed(token) => {
+        match rest.get(at..at + TOKEN_LEN) {
+            Some(token) if is_well_formed(token) => {
                 out.push_str(&rest[..at]);
-                out.push_str("swd_[REDACTED]");
+                out.push_str(REDACTED);
                 rest = &rest[at + TOKEN_LEN..];
             }
             _ => {
@@ -394,6 +392,42 @@ pub fn redact_tokens(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// Replaces `swd_` followed by any run of letters, digits and underscores (a token, part of
+/// one, or one glued to more text, including another token) with `swd_[REDACTED]`.
+///
+/// For echoing refused input in error messages, where [`redact_tokens`] is not enough: a
+/// token cut short (by the caller, or by the echo's length limit) is no longer well-formed,
+/// yet its first 63 characters are the whole credential (the last is a checksum anyone can
+/// recompute). A false positive here only shortens an echo.
+///
+/// # Examples
+///
+/// ```
+/// use sessionward_core::redact_token_like;
+/// assert_eq!(redact_token_like("user swd_ab_c1, ok"), "user swd_[REDACTED], ok");
+/// assert_eq!(redact_token_like("no prefix: abc1"), "no prefix: abc1");
+/// ```
+pub fn redact_token_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(TOKEN_PREFIX) {
+        let after = &rest[at + TOKEN_PREFIX.len()..];
+        let run = after
+            .bytes()
+            .take_while(|&b| b == b'_' || BASE62_VALUE[usize::from(b)] != 0xFF)
+            .count();
+        out.push_str(&rest[..at]);
+        out.push_str(if run > 0 { REDACTED } else { TOKEN_PREFIX });
+        // `run` counts ASCII bytes only, so this is a character boundary.
+        rest = &after[run..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What redaction leaves in place of a token.
+const REDACTED: &str = "swd_[REDACTED]";
 
 /// Writes the number whose big-endian 32-bit limbs are `limbs` as fixed-width big-endian
 /// base62 into `out` (the number must fit; `limbs` is consumed as scratch).
@@ -580,12 +614,47 @@ mod tests {
         let line = format!("cookie={secret}; other=swd_short");
         let redacted = redact_tokens(&line);
         assert_eq!(redacted, "cookie=swd_[REDACTED]; other=swd_short");
-        let glued = format!("{secret}x");
+        let glued = format!("a{secret}x");
         assert_eq!(
             redact_tokens(&glued),
-            glued,
-            "not a token when glued to more base62"
+            "aswd_[REDACTED]x",
+            "a token glued to more base62 is still a credential"
         );
+        let mut broken = secret.to_owned();
+        broken.replace_range(
+            TOKEN_LEN - 1..,
+            if secret.ends_with('0') { "1" } else { "0" },
+        );
+        assert_eq!(
+            redact_tokens(&broken),
+            broken,
+            "a failing checksum: not a token"
+        );
+    }
+
+    #[test]
+    fn token_like_redaction_covers_cut_and_glued_tokens() {
+        let token = Token::generate().unwrap();
+        let secret = token.expose_secret();
+        for text in [
+            secret.to_owned(),
+            format!("x{secret}y"),
+            secret[..TOKEN_LEN - 1].to_owned(),
+            format!("({})", &secret[..20]),
+            format!("{secret}{secret}"),
+            format!("{secret}_{}", &secret[TOKEN_PREFIX.len()..]),
+        ] {
+            let redacted = redact_token_like(&text);
+            assert!(
+                !redacted.contains(&secret[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + 8])
+                    && !redacted.contains(&secret[TOKEN_LEN - 12..TOKEN_LEN - 4]),
+                "{redacted}"
+            );
+            assert!(redacted.contains("swd_[REDACTED]"));
+        }
+        assert_eq!(redact_token_like("swd_ swd_"), "swd_ swd_");
+        assert_eq!(redact_token_like("é swd_é"), "é swd_é");
+        assert_eq!(redact_token_like("aswd_Z9-b"), "aswd_[REDACTED]-b");
     }
 
     #[test]

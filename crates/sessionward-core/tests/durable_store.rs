@@ -267,6 +267,46 @@ fn expired_sessions_stay_expired_and_old_tombstones_are_dropped() {
     assert_eq!(engine.stats().records, 0);
 }
 
+/// Found by an audit: a sweep that dropped an ended session's tombstone also deleted its
+/// end from the store while the session's row stayed (rows go only once no session that old
+/// can be alive), so the next open loaded the row as a live session.
+#[test]
+fn a_forgotten_tombstone_does_not_come_back_to_life_after_a_restart() {
+    let dir = TempDir::new("forgotten");
+    let clock = ManualClock::new(T0);
+    let engine = open(&dir.db(), &clock).unwrap();
+    seed(&engine);
+    let ended = login(&engine, "ada", "10.0.0.1");
+    let idle = login(&engine, "root", "10.0.0.2"); // 15 min idle
+    let kept = login(&engine, "bob", "10.0.0.3");
+    clock.advance(Duration::from_secs(MIN));
+    engine.logout(ended.token.expose_secret()).unwrap();
+    // Past the 2 h retention of both the logout (T0 + 1 min) and root's idle expiry (T0 + 15
+    // min); bob's first session idled out at T0 + 2 h, so he logs in again.
+    clock.advance(Duration::from_secs(2 * HOUR + 20 * MIN));
+    assert!(
+        check(&engine, &kept, "10.0.0.3").is_err(),
+        "bob idled out too"
+    );
+    let kept = login(&engine, "bob", "10.0.0.3");
+    let swept = engine.sweep_all();
+    assert!(swept.removed >= 2, "{swept:?}");
+    assert_eq!(engine.store_error(), None);
+    for issued in [&ended, &idle] {
+        assert_eq!(check(&engine, issued, "10.0.0.1"), Err(Refusal::Unknown));
+    }
+    drop(engine);
+
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert_eq!(check(&engine, &ended, "10.0.0.1"), Err(Refusal::Unknown));
+    assert_eq!(check(&engine, &idle, "10.0.0.2"), Err(Refusal::Unknown));
+    assert!(
+        check(&engine, &kept, "10.0.0.3").is_ok(),
+        "nothing live is lost"
+    );
+    assert_eq!(engine.stats().live, 1);
+}
+
 #[test]
 fn last_activity_is_written_behind_and_never_later_than_memory() {
     let dir = TempDir::new("activity");

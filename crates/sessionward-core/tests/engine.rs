@@ -800,6 +800,17 @@ fn validate_many_matches_validate() {
         );
         same_as_single(&tokens[4..4 + len], &results);
     }
+    // One address per token, or one for all: a batch with fewer addresses than tokens refuses
+    // the tokens without one instead of using another request's address.
+    let good = [tokens[0].clone(), tokens[2].clone(), tokens[7].clone()];
+    let addresses = [ip("10.0.0.1"), ip("10.0.0.1")];
+    org.engine
+        .validate_many(&good, &addresses, Requirement::Any, &mut results);
+    assert!(results[0].is_ok() && results[1].is_ok());
+    assert_eq!(results[2], Err(Refusal::IpMismatch));
+    org.engine
+        .validate_many(&good, &[], Requirement::Any, &mut results);
+    assert!(results.iter().all(|r| *r == Err(Refusal::IpMismatch)));
 }
 
 #[test]
@@ -884,4 +895,166 @@ fn user_and_profile_keys_are_dense_indices_never_reused() {
     let org = Org::default();
     let session = org.login("fin", "10.0.0.1").session;
     assert_eq!((session.user.index(), session.profile.index()), (3, 2));
+}
+
+/// Found by an audit: a validation that read an earlier second than the one that reported a
+/// session's expiry (another core, or a clock stepped back) refreshed its last activity, so
+/// the session validated again, yet every end refused it as expired: a session nothing could
+/// end. A reported expiry is now final.
+#[test]
+fn a_reported_expiry_is_final() {
+    let org = Org::default();
+    let issued = org.login("ada", "10.0.0.1");
+    let other = org.login("ada", "10.0.0.2");
+    let idle = 2 * HOUR;
+    org.clock.set(T0 + idle);
+    assert_eq!(
+        org.check(&issued, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    // A request that read the clock one second earlier, then later ones.
+    org.clock.set(T0 + idle - 1);
+    assert_eq!(
+        org.check(&issued, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    assert!(
+        org.check(&other, "10.0.0.2").is_ok(),
+        "unreported: still live"
+    );
+    org.clock.set(T0 + idle + 10);
+    assert_eq!(
+        org.check(&issued, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    assert_eq!(
+        org.engine.logout(issued.token.expose_secret()),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    let listed = org
+        .engine
+        .sessions(&SessionFilter::default(), None, 100)
+        .unwrap();
+    assert!(listed
+        .rows
+        .iter()
+        .all(|row| row.info.handle != issued.session.handle));
+}
+
+/// A sweep's report is as final as a validation's.
+#[test]
+fn a_sweep_reported_expiry_is_final() {
+    let org = Org::default();
+    let issued = org.login("ada", "10.0.0.1");
+    org.clock.set(T0 + 2 * HOUR);
+    assert_eq!(org.engine.sweep_all().expired, 1);
+    org.clock.set(T0 + 2 * HOUR - 1);
+    assert_eq!(
+        org.check(&issued, "10.0.0.1"),
+        Err(Refusal::Expired(ExpiryKind::Idle))
+    );
+    assert_eq!(org.engine.stats().live, 0);
+}
+
+/// Found by an audit: the listing's source filter read `::ffff:10.0.0.0/104` as 10.0.0.0/8,
+/// but `end_sessions_from` compared the mapped range with canonical origins and ended nothing.
+#[test]
+fn ending_a_mapped_range_ends_what_the_listing_shows() {
+    let org = Org::default();
+    let inside = org.login("ada", "10.0.0.1");
+    let outside = org.login("bob", "203.0.113.9");
+    let net: IpNet = "::ffff:10.0.0.0/104".parse().unwrap();
+    let filter = SessionFilter {
+        source: Some(net),
+        ..SessionFilter::default()
+    };
+    assert_eq!(org.engine.sessions(&filter, None, 100).unwrap().total, 1);
+    assert_eq!(org.engine.end_sessions_from(net), 1);
+    assert_eq!(
+        org.check(&inside, "10.0.0.1"),
+        Err(Refusal::Ended(EndReason::SourceRange))
+    );
+    assert!(org.check(&outside, "203.0.113.9").is_ok());
+}
+
+/// Found by an audit: completing a challenge re-checked the login ranges but not the
+/// profile's required level, so a profile raised to HIGH_ASSURANCE meanwhile still got a
+/// STANDARD session from the pending password login.
+#[test]
+fn completing_a_challenge_rechecks_the_required_level() {
+    let org = Org::default();
+    let LoginOutcome::ChallengeRequired(challenge) = org
+        .engine
+        .login(&LoginRequest::new("ada", ip("203.0.113.5")))
+        .unwrap()
+    else {
+        panic!("expected a challenge");
+    };
+    org.engine
+        .update_profile(
+            Profile::builder("staff")
+                .required_level(SecurityLevel::HighAssurance)
+                .build()
+                .unwrap(),
+        )
+        .unwrap();
+    let before = org.engine.stats().records;
+    assert!(matches!(
+        org.engine
+            .complete_challenge(challenge.secret.expose_secret(), false)
+            .unwrap(),
+        LoginOutcome::StepUpRequired {
+            required: SecurityLevel::HighAssurance,
+            offered: SecurityLevel::Standard,
+        }
+    ));
+    assert_eq!(org.engine.stats().records, before, "no session issued");
+    assert!(matches!(
+        org.engine
+            .complete_challenge(challenge.secret.expose_secret(), false)
+            .unwrap(),
+        LoginOutcome::Denied(DenyReason::ChallengeInvalid)
+    ));
+}
+
+/// Found by an audit: errors echo refused input, and a token glued to one more letter was
+/// echoed whole (redaction wanted a boundary after it, and the echo keeps 64 characters).
+#[test]
+fn errors_never_echo_a_token_however_it_is_wrapped() {
+    let org = Org::default();
+    let issued = org.login("ada", "10.0.0.1");
+    let token = issued.token.expose_secret();
+    let secret_part = &token[TOKEN_PREFIX.len()..TOKEN_PREFIX.len() + 20];
+    for input in [
+        format!("{token}x"),
+        format!("x{token}"),
+        format!(" {}", &token[..TOKEN_LEN - 1]),
+        format!("{token}{token}"),
+    ] {
+        let messages = [
+            org.engine.user_profile(&input).unwrap_err().to_string(),
+            org.engine
+                .end_user_sessions(&input)
+                .unwrap_err()
+                .to_string(),
+            input.parse::<Handle>().unwrap_err().to_string(),
+            parse_cidr("ranges", &input).unwrap_err().to_string(),
+            parse_ip(&input).unwrap_err().to_string(),
+            org.engine.add_user(&input, "nope").unwrap_err().to_string(),
+        ];
+        for message in messages {
+            assert!(
+                !message.contains(secret_part),
+                "{}",
+                redact_token_like(&message)
+            );
+        }
+    }
+    org.engine.add_user(token, "staff").unwrap();
+    let duplicate = org.engine.add_user(token, "staff").unwrap_err().to_string();
+    assert!(
+        !duplicate.contains(secret_part),
+        "{}",
+        redact_token_like(&duplicate)
+    );
 }

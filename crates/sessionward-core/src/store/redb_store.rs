@@ -20,8 +20,10 @@
 //! sessions writes a million 16-byte entries, no reads) and so that an end that reaches the
 //! store before its session's creation is kept. Rows are never looked up by handle: a session
 //! row is deleted once no session that old can be alive (login time older than the longest
-//! session length, 24 h, plus the tombstone retention), by a range delete at the left edge;
-//! `Forget` deletes the handle-keyed entries.
+//! session length, 24 h, plus the tombstone retention), by a range delete at the left edge,
+//! which also deletes the pruned rows' handle-keyed entries. `Forget` (the engine dropped a
+//! tombstone) deletes a session's activity and level entries but not its end: a row whose end
+//! entry is gone would load as a live session at the next open.
 //!
 //! # Group commit
 //!
@@ -515,7 +517,8 @@ impl Inner {
                             .map_err(|e| fail(e.into()))?;
                     }
                     StoreChange::Forget { handle } => {
-                        ends.remove(*handle).map_err(|e| fail(e.into()))?;
+                        // The end stays while the row does (until the prune below): a row
+                        // without its end loads as a live session.
                         activity.remove(*handle).map_err(|e| fail(e.into()))?;
                         levels.remove(*handle).map_err(|e| fail(e.into()))?;
                     }
@@ -540,9 +543,22 @@ impl Inner {
                     .saturating_sub(LONGEST_SESSION)
                     .saturating_sub(rows.retention);
                 if cutoff > 0 {
+                    let mut pruned = Vec::new();
                     sessions
-                        .retain_in(..(u128::from(cutoff) << 64), |_, _| false)
+                        .retain_in(..(u128::from(cutoff) << 64), |_, row| {
+                            // A row that does not decode is dropped all the same; entries it
+                            // leaves behind are removed by the next load.
+                            if let Ok(session) = codec::decode_session(row) {
+                                pruned.push(session.handle().as_u64());
+                            }
+                            false
+                        })
                         .map_err(|e| fail(e.into()))?;
+                    for handle in pruned {
+                        ends.remove(handle).map_err(|e| fail(e.into()))?;
+                        activity.remove(handle).map_err(|e| fail(e.into()))?;
+                        levels.remove(handle).map_err(|e| fail(e.into()))?;
+                    }
                 }
             }
         }
