@@ -43,6 +43,11 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// At most 64 characters of `text`, tokens redacted: the form in which bad input is echoed.
+///
+/// Every echo of caller input goes through here (or `quoted`), and the order matters: tokens
+/// are redacted in the *whole* text first, and only then is it cut. Cutting first can leave a
+/// token that ran past the cut a few characters short, which redaction no longer recognises as
+/// a token, yet whose missing characters are its checksum, recomputable from the rest.
 pub(crate) fn shorten(text: &str) -> String {
     let redacted = sessionward_core::redact_tokens(text);
     let mut chars = redacted.chars();
