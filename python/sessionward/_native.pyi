@@ -877,7 +877,13 @@ class Org:
         """Validates many tokens at once, without the GIL (for gateways and simulations).
         `ips` is one address for all, or one per token. Item `i` of the result is what
         `validate(tokens[i], ips[i])` would return, or the `SessionError` it would raise (as a
-        value, not raised). Items that are not `str` count as malformed."""
+        value, not raised). Items that are not `str` count as malformed.
+
+        The call works on a snapshot of `tokens` taken first (a list is copied into a tuple of
+        the same objects): changing the list during the call, from another thread (the call
+        lets other threads run between chunks of 1,024 tokens) or from code the call runs,
+        changes nothing. A subclass of list or tuple is read through its iterator like any
+        iterable, never through `__len__`."""
     def check_many(
         self,
         tokens: Iterable[str],
@@ -889,7 +895,7 @@ class Org:
         need the verdict: byte `i` is 0 when `validate(tokens[i], ips[i])` would return a
         session (whose last activity is refreshed, as by `validate`), else the code of the
         refusal it would raise (table: `CHECK_CODES`; ``codes.count(0)`` counts the valid
-        ones). Same arguments and argument errors as `validate_many`.
+        ones). Same arguments, argument errors and snapshot of `tokens` as `validate_many`.
 
         Much cheaper than `validate_many`, as no Python object is made per token. The tokens
         are copied out of the objects (about 60 bytes each, with the GIL), then validated

@@ -434,14 +434,17 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyList>> {
+        // A snapshot (see `batch_tokens`): taken before anything else, so that neither the
+        // address conversions below nor other threads (which run between chunks) can change
+        // the batch under the call.
         let tokens = batch::batch_tokens(tokens)?;
-        let count = tokens.len()?;
+        let count = tokens.len();
         let addresses = batch::batch_addresses(py, ips, count)?;
         let requirement = requirement(operation, level)?;
         let engine = &*self.engine;
         let mut output = Vec::with_capacity(count);
-        // Chunks of tokens are copied out of the caller's sequence (with the GIL), validated
-        // without the GIL (the caller's list may change meanwhile), named from the org's name
+        // Chunks of tokens are copied out of the snapshot (with the GIL), validated without
+        // the GIL (the caller's list may change meanwhile: not the snapshot), named from the org's name
         // cache under one lock, and turned into Python objects (with the GIL). Small chunks
         // keep the buffers in cache and allocation-free after the first.
         const CHUNK: usize = 1024;
@@ -487,8 +490,8 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let tokens = batch::batch_tokens(tokens)?;
-        let count = tokens.len()?;
+        let tokens = batch::batch_tokens(tokens)?; // a snapshot, as in `validate_many`
+        let count = tokens.len();
         let addresses = batch::batch_addresses(py, ips, count)?;
         // Checked as `validate_many` checks it, then owned by the job.
         let (operation, level) = match requirement(operation, level)? {
