@@ -18,12 +18,14 @@
 //!   GIL: no deadlock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
 use pyo3::exceptions::PyTypeError;
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString};
+use pyo3::PyTraverseError;
 use sessionward_core::{
     Engine, Event, Handle, LoginOutcome, LoginRequest, OAuthClients, Refusal, Requirement,
     SessionFilter, SessionInfo,
@@ -711,6 +713,39 @@ impl PyOrg {
             }));
         }
         Ok(())
+    }
+
+    /// Shows the subscribed callbacks to the cycle collector: an app that subscribes its own
+    /// bound method (`self.org.subscribe(self.on_event)`) makes a cycle App -> Org -> method
+    /// -> App, which would otherwise never be freed (and with it the whole session table).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // The collector must not block. The lock is only ever held briefly by a thread that
+        // is attached to the interpreter, so it is free here in practice; if it is not,
+        // visiting nothing this time only keeps the objects alive until a later collection
+        // (a reference the collector does not see is treated as external).
+        let callbacks = match self.subscribers.callbacks.try_lock() {
+            Ok(callbacks) => callbacks,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
+        for callback in callbacks.iter() {
+            visit.call(callback)?;
+        }
+        Ok(())
+    }
+
+    /// Breaks a cycle the collector found: forgets the subscribed callbacks.
+    fn __clear__(&self) {
+        let callbacks = std::mem::take(
+            &mut *self
+                .subscribers
+                .callbacks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // Dropped after the lock is released: releasing a callback can run Python code
+        // (`__del__`), which could call back into this Org.
+        drop(callbacks);
     }
 
     /// Removes a callback added with `subscribe`; whether it was subscribed.
