@@ -562,11 +562,18 @@ class ManualClock:
 
     def __new__(cls, start: datetime | int | None = None) -> ManualClock:
         """Starts at `start` (a timezone-aware datetime, or whole seconds since 1970), or now.
-        A naive datetime raises `InvalidInput`."""
+
+        The clock's reading stays within 0 ..= 4,294,794,495 seconds since 1970
+        (2106-02-05T06:28:15Z): the engine keeps times as 32-bit seconds, and this leaves room
+        for the longest session (24 h) and tombstone retention (24 h) after it. A later time
+        would refuse new sessions as expired or cut their deadlines, so it raises
+        `InvalidInput` naming the range, as do a negative time and a naive datetime."""
     def advance(self, by: timedelta) -> None:
-        """Moves the clock forward by `by` (non-negative; sub-second parts are dropped)."""
+        """Moves the clock forward by `by` (non-negative; sub-second parts are dropped).
+        `InvalidInput` if that would take it past 2106-02-05T06:28:15Z (see the constructor)."""
     def set(self, at: datetime | int) -> None:
-        """Sets the clock (a timezone-aware datetime or seconds since 1970); may go back."""
+        """Sets the clock (a timezone-aware datetime or seconds since 1970, within the range
+        the constructor accepts); may go back."""
     def now(self) -> datetime:
         """The clock's reading, timezone-aware UTC."""
     @property

@@ -257,20 +257,43 @@ pub(crate) fn datetime(py: Python<'_>, seconds: u64) -> PyResult<Bound<'_, PyDat
     PyDateTime::from_timestamp(py, seconds as f64, Some(&utc))
 }
 
+/// The latest time a clock may be set to, in seconds since the Unix epoch
+/// (2106-02-05T06:28:15Z).
+///
+/// The engine keeps times as 32-bit seconds (up to 2106-02-07T06:28:15Z) and clamps later
+/// readings, so a clock past that range refuses every new session as expired or silently cuts
+/// its deadlines. A session started at this second still fits, with its longest possible
+/// length (24 h) and the longest tombstone retention after it (24 h).
+pub(crate) const MAX_TIMESTAMP: u64 = u32::MAX as u64 - 2 * 86_400;
+
+/// `InvalidInput` for a time outside `0..=MAX_TIMESTAMP`, naming the field, the (shortened)
+/// value and the allowed range.
+pub(crate) fn timestamp_range_error(py: Python<'_>, field: &str, shown: &str) -> PyErr {
+    errors::invalid_input(
+        py,
+        format!(
+            "{field}: {} is outside the allowed range 0..={MAX_TIMESTAMP} (seconds since \
+             1970, up to {})",
+            shorten(shown),
+            iso(MAX_TIMESTAMP)
+        ),
+    )
+}
+
 /// A point in time given as a timezone-aware `datetime` or whole seconds since the Unix epoch
-/// (an `int` >= 0). Naive datetimes are refused: their meaning depends on the machine.
+/// (an `int`), within `0..=MAX_TIMESTAMP`. Naive datetimes are refused: their meaning depends
+/// on the machine.
 pub(crate) fn timestamp_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     let py = obj.py();
     if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
-        return obj.extract::<u64>().map_err(|_| {
-            errors::invalid_input(
-                py,
-                format!(
-                    "{field}: {} is not a number of seconds since 1970 (0 or more, 64-bit)",
-                    shorten(&obj.str().map(|s| s.to_string()).unwrap_or_default())
-                ),
-            )
-        });
+        return obj
+            .extract::<u64>()
+            .ok()
+            .filter(|&seconds| seconds <= MAX_TIMESTAMP)
+            .ok_or_else(|| {
+                let shown = obj.str().map(|s| s.to_string()).unwrap_or_default();
+                timestamp_range_error(py, field, &shown)
+            });
     }
     let moment = obj
         .cast::<PyDateTime>()
@@ -291,14 +314,9 @@ pub(crate) fn timestamp_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64
     let seconds: f64 = moment
         .call_method0(pyo3::intern!(py, "timestamp"))?
         .extract()?;
-    if !(0.0..1.8e19).contains(&seconds) {
-        return Err(errors::invalid_input(
-            py,
-            format!(
-                "{field}: {} is before 1970",
-                shorten(&moment.str()?.to_cow()?)
-            ),
-        ));
+    // Sub-second parts are dropped (`as` truncates toward zero, and the value is in range).
+    if !(0.0..(MAX_TIMESTAMP + 1) as f64).contains(&seconds) {
+        return Err(timestamp_range_error(py, field, &moment.str()?.to_cow()?));
     }
     Ok(seconds as u64)
 }
