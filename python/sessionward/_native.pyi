@@ -946,8 +946,9 @@ class Org:
         limit: int = 100,
     ) -> SessionPage:
         """One page of the live sessions matching every given filter, ordered by handle,
-        starting after the handle `after`; `limit` is 1..=10,000. `ip` is an address or a
-        CIDR range. Rows show public fields only."""
+        starting after the handle `after`; `limit` is an int in 1..=10,000 (`InvalidInput`
+        otherwise, `TypeError` for a non-int). `ip` is an address or a CIDR range. Rows show
+        public fields only."""
     def sweep(self, shards: int | None = None) -> SweepStats:
         """Reclaims expired sessions in the next `shards` shards (round robin), or all shards,
         one shard lock at a time; reports newly expired sessions as events."""
@@ -962,10 +963,12 @@ class Org:
     def unsubscribe(self, callback: Callable[[Event], object]) -> bool:
         """Removes a subscribed callback (compared by identity); whether it was subscribed."""
     def register_oauth_client(
-        self, client_id: str, run_as: str, scopes: list[str] = ...
+        self, client_id: str, run_as: str, scopes: Iterable[str] = ...
     ) -> str:
         """Registers (or re-registers, rotating the secret) an OAuth client that runs as the
-        integration user `run_as` with `scopes`; returns the client secret, shown only here."""
+        integration user `run_as` with `scopes` (scope names: a list or any iterable of str;
+        a single space-separated str raises `TypeError`); returns the client secret, shown
+        only here."""
     def remove_oauth_client(self, client_id: str) -> bool:
         """Removes a client; tokens already granted stay valid until they expire or are ended."""
     def oauth_clients(self) -> list[tuple[str, str, list[str]]]:

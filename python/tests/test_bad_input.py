@@ -187,6 +187,23 @@ def test_the_last_second_of_the_clock_range_still_works() -> None:
     assert clock.seconds == 1_714_521_600
 
 
+def test_scoped_ipv6_addresses_are_refused_as_objects_too(org: TrackedOrg) -> None:
+    # SECURITY.md: zone ids are refused, so that the IP lock cannot be sidestepped by spelling.
+    text = "fe80::1%eth0"
+    scoped = ipaddress.IPv6Address(text)
+    token = issue(org)
+    for ip in (text, scoped):
+        with pytest.raises(sw.InvalidInput, match="fe80::1"):
+            org.validate(token, ip)
+        with pytest.raises(sw.InvalidInput, match="fe80::1"):
+            org.login("ada", ip)
+        with pytest.raises(sw.InvalidInput):
+            org.check_many([token], [ip])
+        with pytest.raises(sw.InvalidInput):
+            sw.Profile("p").allows(ip)
+    assert isinstance(org.validate(token, ipaddress.IPv6Address("fe80::1")), sw.Session)
+
+
 def test_redaction_helpers_take_any_str() -> None:
     assert sw.redact_tokens("\ud800 plain") is not None
     assert sw.redact_tokens(HUGE) == HUGE

@@ -413,9 +413,12 @@ def test_sessions_filters_and_pagination(org: TrackedOrg) -> None:
     assert isinstance(row.created, datetime)
     with pytest.raises(sw.UnknownUser):
         org.sessions(user="nobody")
-    for bad in (0, -5, 10_001):
-        with pytest.raises(sw.InvalidInput, match="limit"):
+    for bad in (0, -5, 10_001, 2**70, -(2**70)):
+        with pytest.raises(sw.InvalidInput, match="limit: .* outside the allowed range 1..=10000"):
             org.sessions(limit=bad)
+    for wrong in ("5", 5.0, None):
+        with pytest.raises(TypeError, match="limit: expected int"):
+            org.sessions(limit=wrong)
     with pytest.raises(sw.InvalidInput):
         org.sessions(after="not-a-handle")
 

@@ -95,6 +95,17 @@ pub(crate) fn ip_arg(obj: &Bound<'_, PyAny>) -> PyResult<IpAddr> {
             return Ok(IpAddr::V4(Ipv4Addr::from(v4)));
         }
         if let Ok(v6) = <[u8; 16]>::try_from(packed) {
+            // `packed` drops a zone id (`fe80::1%eth0`): refuse it here as the core refuses
+            // the same text, so that an address object cannot spell what a string cannot.
+            if !obj.getattr(pyo3::intern!(py, "scope_id"))?.is_none() {
+                return Err(errors::invalid_input(
+                    py,
+                    format!(
+                        "ip: {} has a zone id: zone ids are refused, pass the address without it",
+                        quoted(&obj.str()?.to_cow()?)
+                    ),
+                ));
+            }
             return Ok(IpAddr::V6(Ipv6Addr::from(v6)).to_canonical());
         }
     }
@@ -176,6 +187,26 @@ pub(crate) fn cidr_list(field: &'static str, obj: &Bound<'_, PyAny>) -> PyResult
         }
     }
     Ok(ranges)
+}
+
+/// A list of names given as any iterable of `str` but a bare `str` (which would otherwise be
+/// read as a list of its characters): `TypeError` naming the field, or the item, otherwise.
+/// `what` says what the names are, for the message (`"scope names"`).
+pub(crate) fn str_list(field: &str, what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let expected = format!("an iterable of str ({what})");
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected {expected}, got a single str (wrap it in a list)"
+        )));
+    }
+    let iter = obj
+        .try_iter()
+        .map_err(|_| type_error(field, &expected, obj))?;
+    let mut names = Vec::new();
+    for (index, item) in iter.enumerate() {
+        names.push(str_arg(&format!("{field}[{index}]"), &item?)?.to_owned());
+    }
+    Ok(names)
 }
 
 /// A source filter: one address (str or `ipaddress` address: a /32 or /128) or a range.

@@ -20,7 +20,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -91,6 +91,45 @@ fn requirement<'a>(
         (None, Some(level)) => Ok(Requirement::Level(level.into())),
         (None, None) => Ok(Requirement::Any),
     }
+}
+
+/// `sessions(limit=...)`: an `int` (or `__index__` object) within `1..=MAX_PAGE_SIZE`, refused
+/// with `InvalidInput` naming `limit` and the range (pyo3's own conversion raised a bare
+/// `OverflowError` for ints beyond 64 bits), or `TypeError` for other types.
+fn page_limit(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let py = obj.py();
+    let max = sessionward_core::MAX_PAGE_SIZE;
+    match obj.extract::<i64>() {
+        Ok(limit) => usize::try_from(limit)
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                errors::invalid_input(
+                    py,
+                    format!("limit: {limit} is outside the allowed range 1..={max}"),
+                )
+            }),
+        Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
+            let shown = obj
+                .str()
+                .map(|text| convert::shorten(&text.to_string_lossy()))
+                .unwrap_or_else(|_| "an int too large to show".to_owned());
+            Err(errors::invalid_input(
+                py,
+                format!("limit: {shown} is outside the allowed range 1..={max}"),
+            ))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "limit: expected int, got {}",
+            convert::type_name(obj)
+        ))),
+    }
+}
+
+/// `register_oauth_client(scopes=...)`: any iterable of `str` but a bare `str` (pyo3's own
+/// conversion refused a str with "Can't extract `str` to `Vec`").
+fn scope_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    convert::str_list("scopes", "scope names", obj)
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -601,17 +640,8 @@ impl PyOrg {
         session_type: Option<PySessionType>,
         level: Option<PySecurityLevel>,
         after: Option<&Bound<'_, PyAny>>,
-        limit: i64,
+        #[pyo3(from_py_with = page_limit)] limit: usize,
     ) -> PyResult<PySessionPage> {
-        let limit = usize::try_from(limit)
-            .ok()
-            .filter(|limit| (1..=sessionward_core::MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
-                errors::invalid_input(
-                    py,
-                    format!("limit: {limit} is outside the allowed range 1..=10000"),
-                )
-            })?;
         let filter = SessionFilter {
             user: user
                 .map(|user| convert::str_arg("user", user).map(str::to_owned))
@@ -768,7 +798,7 @@ impl PyOrg {
         py: Python<'_>,
         client_id: &Bound<'_, PyAny>,
         run_as: &Bound<'_, PyAny>,
-        scopes: Vec<String>,
+        #[pyo3(from_py_with = scope_list)] scopes: Vec<String>,
     ) -> PyResult<String> {
         let client_id = convert::str_arg("client_id", client_id)?;
         let run_as = convert::str_arg("run_as", run_as)?;
