@@ -562,11 +562,18 @@ class ManualClock:
 
     def __new__(cls, start: datetime | int | None = None) -> ManualClock:
         """Starts at `start` (a timezone-aware datetime, or whole seconds since 1970), or now.
-        A naive datetime raises `InvalidInput`."""
+
+        The clock's reading stays within 0 ..= 4,294,794,495 seconds since 1970
+        (2106-02-05T06:28:15Z): the engine keeps times as 32-bit seconds, and this leaves room
+        for the longest session (24 h) and tombstone retention (24 h) after it. A later time
+        would refuse new sessions as expired or cut their deadlines, so it raises
+        `InvalidInput` naming the range, as do a negative time and a naive datetime."""
     def advance(self, by: timedelta) -> None:
-        """Moves the clock forward by `by` (non-negative; sub-second parts are dropped)."""
+        """Moves the clock forward by `by` (non-negative; sub-second parts are dropped).
+        `InvalidInput` if that would take it past 2106-02-05T06:28:15Z (see the constructor)."""
     def set(self, at: datetime | int) -> None:
-        """Sets the clock (a timezone-aware datetime or seconds since 1970); may go back."""
+        """Sets the clock (a timezone-aware datetime or seconds since 1970, within the range
+        the constructor accepts); may go back."""
     def now(self) -> datetime:
         """The clock's reading, timezone-aware UTC."""
     @property
@@ -877,7 +884,13 @@ class Org:
         """Validates many tokens at once, without the GIL (for gateways and simulations).
         `ips` is one address for all, or one per token. Item `i` of the result is what
         `validate(tokens[i], ips[i])` would return, or the `SessionError` it would raise (as a
-        value, not raised). Items that are not `str` count as malformed."""
+        value, not raised). Items that are not `str` count as malformed.
+
+        The call works on a snapshot of `tokens` taken first (a list is copied into a tuple of
+        the same objects): changing the list during the call, from another thread (the call
+        lets other threads run between chunks of 1,024 tokens) or from code the call runs,
+        changes nothing. A subclass of list or tuple is read through its iterator like any
+        iterable, never through `__len__`."""
     def check_many(
         self,
         tokens: Iterable[str],
@@ -889,7 +902,7 @@ class Org:
         need the verdict: byte `i` is 0 when `validate(tokens[i], ips[i])` would return a
         session (whose last activity is refreshed, as by `validate`), else the code of the
         refusal it would raise (table: `CHECK_CODES`; ``codes.count(0)`` counts the valid
-        ones). Same arguments and argument errors as `validate_many`.
+        ones). Same arguments, argument errors and snapshot of `tokens` as `validate_many`.
 
         Much cheaper than `validate_many`, as no Python object is made per token. The tokens
         are copied out of the objects (about 60 bytes each, with the GIL), then validated
@@ -933,8 +946,9 @@ class Org:
         limit: int = 100,
     ) -> SessionPage:
         """One page of the live sessions matching every given filter, ordered by handle,
-        starting after the handle `after`; `limit` is 1..=10,000. `ip` is an address or a
-        CIDR range. Rows show public fields only."""
+        starting after the handle `after`; `limit` is an int in 1..=10,000 (`InvalidInput`
+        otherwise, `TypeError` for a non-int). `ip` is an address or a CIDR range. Rows show
+        public fields only."""
     def sweep(self, shards: int | None = None) -> SweepStats:
         """Reclaims expired sessions in the next `shards` shards (round robin), or all shards,
         one shard lock at a time; reports newly expired sessions as events."""
@@ -949,10 +963,12 @@ class Org:
     def unsubscribe(self, callback: Callable[[Event], object]) -> bool:
         """Removes a subscribed callback (compared by identity); whether it was subscribed."""
     def register_oauth_client(
-        self, client_id: str, run_as: str, scopes: list[str] = ...
+        self, client_id: str, run_as: str, scopes: Iterable[str] = ...
     ) -> str:
         """Registers (or re-registers, rotating the secret) an OAuth client that runs as the
-        integration user `run_as` with `scopes`; returns the client secret, shown only here."""
+        integration user `run_as` with `scopes` (scope names: a list or any iterable of str;
+        a single space-separated str raises `TypeError`); returns the client secret, shown
+        only here."""
     def remove_oauth_client(self, client_id: str) -> bool:
         """Removes a client; tokens already granted stay valid until they expire or are ended."""
     def oauth_clients(self) -> list[tuple[str, str, list[str]]]:

@@ -4,11 +4,11 @@ Python exception, never a crash or a pyo3 PanicException."""
 from __future__ import annotations
 
 import ipaddress
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import OFFICE, TrackedOrg, issue
+from conftest import OFFICE, START, TrackedOrg, issue
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -150,6 +150,58 @@ def test_naive_datetimes_are_refused() -> None:
         clock.set(True)
     with pytest.raises(sw.InvalidInput):
         clock.set(2**70)
+
+
+#: The last second a clock may read: the engine keeps times as 32-bit seconds and needs room
+#: for a 24 h session and 24 h of tombstone retention after it.
+LAST_SECOND = 2**32 - 1 - 2 * 86_400
+
+
+def test_clock_times_beyond_the_engines_range_are_refused() -> None:
+    clock = sw.ManualClock(START)
+    too_late = datetime(2200, 1, 1, tzinfo=timezone.utc)
+    for bad in (LAST_SECOND + 1, 2**32 + 100, 2**63, 2**64, 2**70, -1, too_late):
+        with pytest.raises(sw.InvalidInput, match=f"allowed range 0..={LAST_SECOND}") as refused:
+            sw.ManualClock(bad)
+        assert "2106-02-05T06:28:15Z" in str(refused.value)
+        with pytest.raises(sw.InvalidInput, match=f"allowed range 0..={LAST_SECOND}"):
+            clock.set(bad)
+        assert clock.seconds == START
+    with pytest.raises(sw.InvalidInput, match=f"allowed range 0..={LAST_SECOND}"):
+        clock.advance(timedelta(seconds=LAST_SECOND - START + 1))
+    assert clock.seconds == START
+
+
+def test_the_last_second_of_the_clock_range_still_works() -> None:
+    clock = sw.ManualClock(LAST_SECOND)
+    assert clock.now() == datetime.fromtimestamp(LAST_SECOND, timezone.utc)
+    settings = sw.OrgSettings(trusted_ranges=["10.0.0.0/8"], max_session_length=timedelta(hours=24))
+    org = TrackedOrg(sw.Org(settings, clock=clock))
+    org.add_profile(sw.Profile("staff"))
+    org.add_user("ada", "staff")
+    session = org.validate(issue(org), OFFICE)  # not refused as expired on arrival
+    assert session.absolute_deadline == clock.now() + timedelta(hours=24)
+    with pytest.raises(sw.InvalidInput):
+        clock.advance(timedelta(seconds=1))
+    clock.set(datetime(2024, 5, 1, tzinfo=timezone.utc))
+    assert clock.seconds == 1_714_521_600
+
+
+def test_scoped_ipv6_addresses_are_refused_as_objects_too(org: TrackedOrg) -> None:
+    # SECURITY.md: zone ids are refused, so that the IP lock cannot be sidestepped by spelling.
+    text = "fe80::1%eth0"
+    scoped = ipaddress.IPv6Address(text)
+    token = issue(org)
+    for ip in (text, scoped):
+        with pytest.raises(sw.InvalidInput, match="fe80::1"):
+            org.validate(token, ip)
+        with pytest.raises(sw.InvalidInput, match="fe80::1"):
+            org.login("ada", ip)
+        with pytest.raises(sw.InvalidInput):
+            org.check_many([token], [ip])
+        with pytest.raises(sw.InvalidInput):
+            sw.Profile("p").allows(ip)
+    assert isinstance(org.validate(token, ipaddress.IPv6Address("fe80::1")), sw.Session)
 
 
 def test_redaction_helpers_take_any_str() -> None:

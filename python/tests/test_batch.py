@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import sys
 import threading
 from datetime import timedelta
 from typing import Any
@@ -253,6 +254,87 @@ def test_check_many_bad_input(org: TrackedOrg) -> None:
     with pytest.raises(sw.InvalidInput) as bad:
         org.check_many([token], [token])
     assert token not in str(bad.value) and "swd_[REDACTED]" in str(bad.value)
+
+
+class LyingList(list[object]):
+    """A list whose `__len__` claims `claimed` items, whatever it holds."""
+
+    claimed = 0
+
+    def __len__(self) -> int:
+        return self.claimed
+
+
+class LyingTuple(tuple[object, ...]):
+    claimed = 0
+
+    def __len__(self) -> int:
+        return self.claimed
+
+
+@pytest.mark.parametrize("kind", [LyingList, LyingTuple])
+@pytest.mark.parametrize("claimed", [0, 1, 1_000_000, 2**62, sys.maxsize])
+def test_batches_of_list_and_tuple_subclasses_use_the_items_not_len(
+    make_org: OrgFactory, kind: type[LyingList] | type[LyingTuple], claimed: int
+) -> None:
+    # Buffers sized from a lying `__len__` aborted the process (allocation failure) or raised
+    # PanicException; a short lie read past the end (IndexError).
+    org = make_org(lock_sessions_to_ip=True)
+    token = issue(org)
+    lying = type("Lying", (kind,), {"claimed": claimed})
+    tokens = lying([token, "junk", token])
+    assert len(tokens) == claimed
+    assert org.check_many(tokens, OFFICE) == bytes([0, 1, 0])
+    results = org.validate_many(tokens, OFFICE)
+    assert [type(result) for result in results] == [sw.Session, sw.MalformedToken, sw.Session]
+    ips = lying([OFFICE, OFFICE, HOME])
+    assert org.check_many(tokens, ips) == bytes([0, 1, 5])
+    results = org.validate_many(tokens, ips)
+    assert [type(result) for result in results] == [sw.Session, sw.MalformedToken, sw.IpMismatch]
+
+
+def test_batches_read_a_snapshot_of_a_list_changed_during_the_call(org: TrackedOrg) -> None:
+    tokens = [issue(org) for _ in range(3000)]
+
+    class Shrinking(ipaddress.IPv4Address):
+        """An address whose conversion empties the caller's token list (runs Python code
+        in the middle of the call)."""
+
+        @property
+        def packed(self) -> bytes:
+            del batch[1:]
+            return super().packed
+
+    for call in (org.validate_many, org.check_many):
+        batch = list(tokens)
+        results = call(batch, Shrinking(OFFICE))
+        assert len(batch) == 1 and len(results) == len(tokens)
+    assert org.check_many(tokens, OFFICE) == bytes(len(tokens))
+
+
+@pytest.mark.timeout(60)
+def test_validate_many_is_unaffected_by_another_thread_shrinking_the_list(org: TrackedOrg) -> None:
+    # validate_many lets other threads run between chunks: one that shortened the list made
+    # the call fail with IndexError after earlier chunks had been validated (and refreshed).
+    tokens = [issue(org) for _ in range(6000)]
+    for _ in range(5):
+        batch = list(tokens)
+        start = threading.Event()
+
+        def shrink(batch: list[str] = batch, start: threading.Event = start) -> None:
+            start.wait()
+            del batch[100:]
+
+        thread = threading.Thread(target=shrink)
+        thread.start()
+        start.set()
+        try:
+            results = org.validate_many(batch, OFFICE)
+        finally:
+            thread.join()
+        # Whichever ran first, the call saw one consistent list: all of it or the first 100.
+        assert len(results) in (100, len(tokens))
+        assert all(isinstance(result, sw.Session) for result in results)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

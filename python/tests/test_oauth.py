@@ -81,6 +81,17 @@ def test_bad_registrations_are_refused(integration_org: object) -> None:
         org.grant_client_credentials("erp", "x", None, "not-an-ip")
     with pytest.raises(TypeError):
         org.grant_client_credentials("erp", 42, None, OFFICE)
+    # A space-separated string (the grant's `scope` form) is not a list of scopes.
+    single = r"scopes: expected an iterable of str \(scope names\), got a single str"
+    with pytest.raises(TypeError, match=single):
+        org.register_oauth_client("erp", "erp-bot", "orders.read orders.write")
+    with pytest.raises(TypeError, match=r"scopes\[1\]: expected str, got int"):
+        org.register_oauth_client("erp", "erp-bot", ["orders.read", 5])
+    with pytest.raises(TypeError, match="scopes: expected an iterable of str"):
+        org.register_oauth_client("erp", "erp-bot", 5)
+    assert org.oauth_clients() == []
+    remember_secret(org.register_oauth_client("erp", "erp-bot", (scope for scope in ("b", "a"))))
+    assert org.oauth_clients() == [("erp", "erp-bot", ["a", "b"])]
 
 
 def test_named_credential_pointing_at_the_org_in_process(integration_org: object) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import logging
+import weakref
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import HOME, HOUR, MINUTE, OFFICE, START, OrgFactory, TrackedOrg, issue
+from conftest import HOME, HOUR, MINUTE, OFFICE, START, OrgFactory, TrackedOrg, issue, remember_secret
 
 import sessionward as sw
 
@@ -411,9 +413,12 @@ def test_sessions_filters_and_pagination(org: TrackedOrg) -> None:
     assert isinstance(row.created, datetime)
     with pytest.raises(sw.UnknownUser):
         org.sessions(user="nobody")
-    for bad in (0, -5, 10_001):
-        with pytest.raises(sw.InvalidInput, match="limit"):
+    for bad in (0, -5, 10_001, 2**70, -(2**70)):
+        with pytest.raises(sw.InvalidInput, match="limit: .* outside the allowed range 1..=10000"):
             org.sessions(limit=bad)
+    for wrong in ("5", 5.0, None):
+        with pytest.raises(TypeError, match="limit: expected int"):
+            org.sessions(limit=wrong)
     with pytest.raises(sw.InvalidInput):
         org.sessions(after="not-a-handle")
 
@@ -475,6 +480,33 @@ def test_subscribe_delivers_events_and_logs_callback_errors(
         org.subscribe(42)
     issue(org)
     assert len(seen) == 3
+
+
+def test_a_cycle_through_a_subscribed_callback_is_collected() -> None:
+    # Org -> bound method -> App -> Org: without GC support in Org, the cycle (and the whole
+    # session table) was never freed.
+    delivered: list[str] = []
+
+    class App:
+        def __init__(self) -> None:
+            self.org = sw.Org(sw.OrgSettings(trusted_ranges=["10.0.0.0/8"]))
+            self.org.add_profile(sw.Profile("staff"))
+            self.org.add_user("ada", "staff")
+            self.org.subscribe(self.on_event)
+
+        def on_event(self, event: sw.Event) -> None:
+            delivered.append(event.kind)
+
+    app = App()
+    gc.collect()  # traversing a live Org must not disturb its callbacks
+    outcome = app.org.login("ada", OFFICE)
+    assert isinstance(outcome, sw.Issued) and delivered == ["created"]
+    app.org.logout(remember_secret(outcome.token))
+    assert delivered == ["created", "ended"]
+    apps = weakref.ref(app)
+    del app, outcome
+    gc.collect()
+    assert apps() is None, "the Org <-> callback cycle was not collected"
 
 
 def test_validate_many(org: TrackedOrg, clock: sw.ManualClock) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Any
 
 import pytest
-from conftest import HOME, ISSUED, OFFICE, TrackedOrg, find_leaks, issue
+from conftest import HOME, ISSUED, OFFICE, TrackedOrg, find_leaks, issue, remember_secret
 
 import sessionward as sw
 
@@ -97,6 +98,49 @@ def test_reprs_and_errors_never_show_tokens(org: TrackedOrg) -> None:
     texts += [repr(event) for event in org.events()]
     assert not find_leaks(texts, {outcome.token, challenge.challenge})
     assert "swd_[REDACTED]" in str(bad_ip.value)
+
+
+def token_fragments(token: str, width: int = 12) -> set[str]:
+    """Every `width`-character piece of the token's random part: echoing any of them leaks
+    part of the secret (and a piece one character short of the whole is the whole: the
+    checksum at the end can be recomputed)."""
+    body = token[len(sw.TOKEN_PREFIX) :]
+    return {body[at : at + width] for at in range(len(body) - width + 1)}
+
+
+def shows_token_text(text: str, token: str) -> bool:
+    return any(fragment in text for fragment in token_fragments(token))
+
+
+@pytest.mark.parametrize("enum", [sw.LoginMethod, sw.SecurityLevel, sw.EndReason, sw.DenyReason])
+def test_enum_from_code_redacts_before_shortening(token: str, enum: Any) -> None:
+    # Padding pushes the token's end past the 64-character echo limit: shortening first left
+    # a token one or more characters short, which redaction no longer recognised. (Booleans
+    # are asserted, so that a failure cannot print the token.)
+    for padding in (" ", "  ", "x" * 6, "(" * 11, "é" * 3):
+        with pytest.raises(sw.InvalidInput, match=enum.__name__) as refused:
+            enum.from_code(padding + token)
+        leaked = shows_token_text(str(refused.value), token) or shows_token_text(repr(refused.value), token)
+        assert not leaked, f"from_code echoed part of a token after {len(padding)} characters"
+        assert "swd_[REDACTED]" in str(refused.value)
+
+
+def test_settings_and_grant_reprs_redact_names_holding_tokens(org: TrackedOrg) -> None:
+    token = issue(org)
+    settings = sw.OrgSettings(high_assurance_operations=[f"op {token}", "setup"])
+    kept = f"op {token}" in settings.high_assurance_operations
+    assert kept, "the setting itself keeps the name"
+    leaked = shows_token_text(repr(settings), token)
+    assert not leaked, "OrgSettings repr shows part of a token"
+    assert "'setup'" in repr(settings) and "swd_[REDACTED]" in repr(settings)
+    secret = remember_secret(org.register_oauth_client("app", "bob", [f"s.{token}", "read"]))
+    grant = org.grant_client_credentials("app", secret, None, OFFICE)
+    remember_secret(grant.access_token)
+    kept = f"s.{token}" in grant.scopes
+    assert kept, "the grant itself keeps the scope"
+    leaked = shows_token_text(repr(grant), token)
+    assert not leaked, "Grant repr shows part of a token"
+    assert "'read'" in repr(grant) and "swd_[REDACTED]" in repr(grant)
 
 
 def test_the_leak_detector_detects_leaks(token: str) -> None:

@@ -23,26 +23,39 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyList, PySequence, PyString, PyTuple};
+use pyo3::types::{PyList, PyString, PyTuple};
 use sessionward_core::{Engine, Requirement, SecurityLevel, TOKEN_LEN};
 
 use crate::convert;
 use crate::errors;
-use crate::ffi::{list_item_address, prefetch_object};
+use crate::ffi::prefetch_object;
 
-/// The tokens of a batch call: a list or tuple is read in place; any other iterable (but a
-/// bare `str`) is collected into a list first.
-pub(crate) fn batch_tokens<'py>(tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PySequence>> {
+/// The tokens of a batch call, as a snapshot that cannot change under the call: a `tuple` is
+/// used as it is (immutable), a `list` is copied into a tuple (references only: one `memcpy`
+/// and a reference count per item, small next to validating them), and any other iterable but
+/// a bare `str` is collected into one.
+///
+/// The snapshot matters because the call runs Python code (conversions of the addresses,
+/// garbage collection) and `validate_many` lets other threads run between chunks: a list that
+/// shrank meanwhile made the call fail part-way, after earlier chunks had been validated (and
+/// their sessions' last activity refreshed).
+///
+/// List and tuple *subclasses* are read through their iterator like any other iterable, never
+/// through `__len__`, which a subclass may override: buffers sized from a lying length aborted
+/// the process or read past the end.
+pub(crate) fn batch_tokens<'py>(tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
     if tokens.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
             "tokens: expected a list of tokens, got a single str (use validate)",
         ));
     }
-    if tokens.is_instance_of::<PyList>() || tokens.is_instance_of::<PyTuple>() {
-        return Ok(tokens.cast::<PySequence>()?.clone());
+    if let Ok(tuple) = tokens.cast_exact::<PyTuple>() {
+        return Ok(tuple.clone());
+    }
+    if let Ok(list) = tokens.cast_exact::<PyList>() {
+        return Ok(list.to_tuple());
     }
     let items = tokens.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
@@ -50,8 +63,13 @@ pub(crate) fn batch_tokens<'py>(tokens: &Bound<'py, PyAny>) -> PyResult<Bound<'p
             convert::type_name(tokens)
         ))
     })?;
-    let list = PyList::new(tokens.py(), items.collect::<PyResult<Vec<_>>>()?)?;
-    Ok(list.into_sequence())
+    // Pushed one by one: no capacity is taken from the iterator's length hint, which a
+    // Python class may also make up.
+    let mut collected = Vec::new();
+    for item in items {
+        collected.push(item?);
+    }
+    PyTuple::new(tokens.py(), collected)
 }
 
 /// The addresses of a batch call: one for all tokens, or a list or tuple with one per token.
@@ -113,12 +131,13 @@ impl TokenBuffer {
         }
     }
 
-    /// Replaces the contents with the items `range` of `tokens`. Anything that is not a `str`
-    /// of the token length is malformed whatever it holds: it is kept as the empty string,
-    /// which the engine refuses as malformed like any other malformed text.
+    /// Replaces the contents with the items `range` of `tokens` (a snapshot from
+    /// `batch_tokens`; `range` within its length). Anything that is not a `str` of the token
+    /// length is malformed whatever it holds: it is kept as the empty string, which the engine
+    /// refuses as malformed like any other malformed text.
     pub(crate) fn fill(
         &mut self,
-        tokens: &Bound<'_, PySequence>,
+        tokens: &Bound<'_, PyTuple>,
         range: std::ops::Range<usize>,
     ) -> PyResult<()> {
         self.text.clear();
@@ -132,27 +151,12 @@ impl TokenBuffer {
                 }
             }
         };
-        if let Ok(list) = tokens.cast::<PyList>() {
-            for index in range {
-                if let Some(ahead) = list_item_address(list, index + PREFETCH_AHEAD) {
-                    prefetch_object(ahead);
-                }
-                push(&mut self.text, &list.get_item(index)?);
-                self.ends.push(self.text.len());
+        for index in range {
+            if index + PREFETCH_AHEAD < tokens.len() {
+                prefetch_object(tokens.get_borrowed_item(index + PREFETCH_AHEAD)?.as_ptr());
             }
-        } else if let Ok(tuple) = tokens.cast::<PyTuple>() {
-            for index in range {
-                if index + PREFETCH_AHEAD < tuple.len() {
-                    prefetch_object(tuple.get_borrowed_item(index + PREFETCH_AHEAD)?.as_ptr());
-                }
-                push(&mut self.text, &tuple.get_borrowed_item(index)?.to_owned());
-                self.ends.push(self.text.len());
-            }
-        } else {
-            for index in range {
-                push(&mut self.text, &tokens.get_item(index)?);
-                self.ends.push(self.text.len());
-            }
+            push(&mut self.text, &*tokens.get_borrowed_item(index)?);
+            self.ends.push(self.text.len());
         }
         Ok(())
     }
@@ -179,22 +183,6 @@ impl TokenBuffer {
 
 /// How many items ahead `TokenBuffer::fill` prefetches the caller's `str` objects.
 const PREFETCH_AHEAD: usize = 8;
-
-/// Whether this interpreter always runs Python code under the GIL: true but on a free-threaded
-/// build running without it (where another thread may resize a list while we read it).
-pub(crate) fn gil_always_held(py: Python<'_>) -> bool {
-    static HELD: PyOnceLock<bool> = PyOnceLock::new();
-    *HELD.get_or_init(py, || {
-        (|| -> PyResult<bool> {
-            let check = py.import("sys")?.getattr("_is_gil_enabled");
-            match check {
-                Ok(check) => check.call0()?.extract(),
-                Err(_) => Ok(true), // not a free-threaded build: there is always a GIL
-            }
-        })()
-        .unwrap_or(false)
-    })
-}
 
 /// Tokens per chunk of a `check_many` job: small enough to share a batch between two threads
 /// evenly, large enough for the engine's prefetching (16 at a time) and cheap bookkeeping.
@@ -284,7 +272,7 @@ impl CheckJob {
     /// `tokens` chunk by chunk with the GIL held, each chunk published as soon as it is copied
     /// (the helper starts validating while the rest is copied); then, without the GIL, this
     /// thread takes the chunks left, and waits for those the helper is still on.
-    pub(crate) fn run(self, tokens: &Bound<'_, PySequence>) -> PyResult<Vec<u8>> {
+    pub(crate) fn run(self, tokens: &Bound<'_, PyTuple>) -> PyResult<Vec<u8>> {
         let count = self.codes.len();
         let job = Arc::new(self);
         if count >= PARALLEL_MIN_TOKENS && parallelism() >= 2 {
@@ -293,8 +281,8 @@ impl CheckJob {
         for (index, chunk) in job.chunks.iter().enumerate() {
             let first = index * CHUNK;
             let mut buffer = TokenBuffer::with_capacity(CHUNK);
-            // Reading a list or tuple with the GIL held cannot fail (nothing can shrink it
-            // meanwhile); should it ever, the helper stops at the first unpublished chunk.
+            // Reading the snapshot within its length cannot fail (a tuple never shrinks);
+            // should it ever, the helper stops at the first unpublished chunk.
             if let Err(err) = buffer.fill(tokens, first..count.min(first + CHUNK)) {
                 job.aborted.store(true, Ordering::Release);
                 return Err(err);
@@ -305,11 +293,19 @@ impl CheckJob {
             job.work();
             job.wait()
         });
-        Ok(codes)
+        // A panic must not cross into Python (it would surface as pyo3's PanicException, or
+        // worse): a chunk that panicked on the helper thread is reported as an error.
+        codes.ok_or_else(|| {
+            PyRuntimeError::new_err(
+                "check_many: validating a chunk failed on the helper thread (a bug: please \
+                 report it)",
+            )
+        })
     }
 
-    /// Waits until every chunk is finished, then collects the codes.
-    fn wait(&self) -> Vec<u8> {
+    /// Waits until every chunk is finished, then collects the codes (`None` if a chunk
+    /// panicked: its codes are missing).
+    fn wait(&self) -> Option<Vec<u8>> {
         let mut unfinished = self
             .unfinished
             .lock()
@@ -321,15 +317,16 @@ impl CheckJob {
                 .unwrap_or_else(PoisonError::into_inner);
         }
         drop(unfinished);
-        assert!(
-            !self.failed.load(Ordering::Relaxed),
-            "check_many: validating a chunk panicked on the helper thread"
-        );
+        if self.failed.load(Ordering::Relaxed) {
+            return None;
+        }
         // The helper's stores happened before it released `unfinished`, which we acquired.
-        self.codes
-            .iter()
-            .map(|code| code.load(Ordering::Relaxed))
-            .collect()
+        Some(
+            self.codes
+                .iter()
+                .map(|code| code.load(Ordering::Relaxed))
+                .collect(),
+        )
     }
 
     /// The tokens of chunk `index`, once published (`None` if the job was aborted first). Only

@@ -5,9 +5,14 @@ use pyo3::types::PyDateTime;
 use sessionward_core::{Clock, ManualClock};
 
 use crate::convert;
+use crate::errors;
 
 /// A clock that moves only when told to. Pass it to `Org(clock=...)`; clocks share their time
 /// with every `Org` they were given to.
+///
+/// Its reading stays within `0..=convert::MAX_TIMESTAMP` (1970 to 2106-02-05): the engine keeps
+/// times as 32-bit seconds, and a later reading would refuse new sessions as expired or cut
+/// their deadlines. Starting, setting or advancing it past that raises `InvalidInput`.
 #[pyclass(frozen, module = "sessionward", name = "ManualClock")]
 pub(crate) struct PyManualClock {
     pub(crate) inner: ManualClock,
@@ -28,8 +33,24 @@ impl PyManualClock {
     }
 
     /// Moves the clock forward by a non-negative `timedelta` (sub-second parts are dropped).
-    fn advance(&self, by: &Bound<'_, PyAny>) -> PyResult<()> {
-        self.inner.advance(convert::duration_arg("by", by)?);
+    /// `InvalidInput` if that would take it past `MAX_TIMESTAMP`. (Checked against the reading
+    /// before the move: threads advancing one clock at once should stay well within range.)
+    fn advance(&self, py: Python<'_>, by: &Bound<'_, PyAny>) -> PyResult<()> {
+        let by = convert::duration_arg("by", by)?;
+        let now = self.inner.now();
+        if now.saturating_add(by.as_secs()) > convert::MAX_TIMESTAMP {
+            return Err(errors::invalid_input(
+                py,
+                format!(
+                    "by: moving the clock from {now} by {} s would leave the allowed range \
+                     0..={} (seconds since 1970, up to {})",
+                    by.as_secs(),
+                    convert::MAX_TIMESTAMP,
+                    convert::iso(convert::MAX_TIMESTAMP)
+                ),
+            ));
+        }
+        self.inner.advance(by);
         Ok(())
     }
 

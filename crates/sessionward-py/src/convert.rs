@@ -43,6 +43,11 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
 }
 
 /// At most 64 characters of `text`, tokens redacted: the form in which bad input is echoed.
+///
+/// Every echo of caller input goes through here (or `quoted`), and the order matters: tokens
+/// are redacted in the *whole* text first, and only then is it cut. Cutting first can leave a
+/// token that ran past the cut a few characters short, which redaction no longer recognises as
+/// a token, yet whose missing characters are its checksum, recomputable from the rest.
 pub(crate) fn shorten(text: &str) -> String {
     let redacted = sessionward_core::redact_tokens(text);
     let mut chars = redacted.chars();
@@ -90,6 +95,17 @@ pub(crate) fn ip_arg(obj: &Bound<'_, PyAny>) -> PyResult<IpAddr> {
             return Ok(IpAddr::V4(Ipv4Addr::from(v4)));
         }
         if let Ok(v6) = <[u8; 16]>::try_from(packed) {
+            // `packed` drops a zone id (`fe80::1%eth0`): refuse it here as the core refuses
+            // the same text, so that an address object cannot spell what a string cannot.
+            if !obj.getattr(pyo3::intern!(py, "scope_id"))?.is_none() {
+                return Err(errors::invalid_input(
+                    py,
+                    format!(
+                        "ip: {} has a zone id: zone ids are refused, pass the address without it",
+                        quoted(&obj.str()?.to_cow()?)
+                    ),
+                ));
+            }
             return Ok(IpAddr::V6(Ipv6Addr::from(v6)).to_canonical());
         }
     }
@@ -173,6 +189,26 @@ pub(crate) fn cidr_list(field: &'static str, obj: &Bound<'_, PyAny>) -> PyResult
     Ok(ranges)
 }
 
+/// A list of names given as any iterable of `str` but a bare `str` (which would otherwise be
+/// read as a list of its characters): `TypeError` naming the field, or the item, otherwise.
+/// `what` says what the names are, for the message (`"scope names"`).
+pub(crate) fn str_list(field: &str, what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let expected = format!("an iterable of str ({what})");
+    if obj.is_instance_of::<PyString>() {
+        return Err(PyTypeError::new_err(format!(
+            "{field}: expected {expected}, got a single str (wrap it in a list)"
+        )));
+    }
+    let iter = obj
+        .try_iter()
+        .map_err(|_| type_error(field, &expected, obj))?;
+    let mut names = Vec::new();
+    for (index, item) in iter.enumerate() {
+        names.push(str_arg(&format!("{field}[{index}]"), &item?)?.to_owned());
+    }
+    Ok(names)
+}
+
 /// A source filter: one address (str or `ipaddress` address: a /32 or /128) or a range.
 pub(crate) fn source_arg(obj: &Bound<'_, PyAny>) -> PyResult<IpNet> {
     let py = obj.py();
@@ -252,20 +288,43 @@ pub(crate) fn datetime(py: Python<'_>, seconds: u64) -> PyResult<Bound<'_, PyDat
     PyDateTime::from_timestamp(py, seconds as f64, Some(&utc))
 }
 
+/// The latest time a clock may be set to, in seconds since the Unix epoch
+/// (2106-02-05T06:28:15Z).
+///
+/// The engine keeps times as 32-bit seconds (up to 2106-02-07T06:28:15Z) and clamps later
+/// readings, so a clock past that range refuses every new session as expired or silently cuts
+/// its deadlines. A session started at this second still fits, with its longest possible
+/// length (24 h) and the longest tombstone retention after it (24 h).
+pub(crate) const MAX_TIMESTAMP: u64 = u32::MAX as u64 - 2 * 86_400;
+
+/// `InvalidInput` for a time outside `0..=MAX_TIMESTAMP`, naming the field, the (shortened)
+/// value and the allowed range.
+pub(crate) fn timestamp_range_error(py: Python<'_>, field: &str, shown: &str) -> PyErr {
+    errors::invalid_input(
+        py,
+        format!(
+            "{field}: {} is outside the allowed range 0..={MAX_TIMESTAMP} (seconds since \
+             1970, up to {})",
+            shorten(shown),
+            iso(MAX_TIMESTAMP)
+        ),
+    )
+}
+
 /// A point in time given as a timezone-aware `datetime` or whole seconds since the Unix epoch
-/// (an `int` >= 0). Naive datetimes are refused: their meaning depends on the machine.
+/// (an `int`), within `0..=MAX_TIMESTAMP`. Naive datetimes are refused: their meaning depends
+/// on the machine.
 pub(crate) fn timestamp_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
     let py = obj.py();
     if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<PyBool>() {
-        return obj.extract::<u64>().map_err(|_| {
-            errors::invalid_input(
-                py,
-                format!(
-                    "{field}: {} is not a number of seconds since 1970 (0 or more, 64-bit)",
-                    shorten(&obj.str().map(|s| s.to_string()).unwrap_or_default())
-                ),
-            )
-        });
+        return obj
+            .extract::<u64>()
+            .ok()
+            .filter(|&seconds| seconds <= MAX_TIMESTAMP)
+            .ok_or_else(|| {
+                let shown = obj.str().map(|s| s.to_string()).unwrap_or_default();
+                timestamp_range_error(py, field, &shown)
+            });
     }
     let moment = obj
         .cast::<PyDateTime>()
@@ -286,14 +345,9 @@ pub(crate) fn timestamp_arg(field: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64
     let seconds: f64 = moment
         .call_method0(pyo3::intern!(py, "timestamp"))?
         .extract()?;
-    if !(0.0..1.8e19).contains(&seconds) {
-        return Err(errors::invalid_input(
-            py,
-            format!(
-                "{field}: {} is before 1970",
-                shorten(&moment.str()?.to_cow()?)
-            ),
-        ));
+    // Sub-second parts are dropped (`as` truncates toward zero, and the value is in range).
+    if !(0.0..(MAX_TIMESTAMP + 1) as f64).contains(&seconds) {
+        return Err(timestamp_range_error(py, field, &moment.str()?.to_cow()?));
     }
     Ok(seconds as u64)
 }

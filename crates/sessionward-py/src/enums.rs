@@ -8,6 +8,7 @@
 use pyo3::prelude::*;
 use sessionward_core as core;
 
+use crate::convert;
 use crate::errors;
 
 macro_rules! py_enum {
@@ -65,12 +66,14 @@ macro_rules! py_enum {
             fn from_code(py: Python<'_>, code: &str) -> PyResult<Self> {
                 match code {
                     $( c if c == $code || c == $pyname => Ok(Self::$variant), )*
+                    // `shorten` redacts tokens before cutting: cutting first could leave a
+                    // token a checksum character short, no longer recognised, and echoed.
                     other => Err(errors::invalid_input(
                         py,
                         format!(
                             "{}: {:?} is not one of {}",
                             $name,
-                            sessionward_core::redact_tokens(&other.chars().take(64).collect::<String>()),
+                            convert::shorten(other),
                             [$($code),*].join(", ")
                         ),
                     )),

@@ -18,12 +18,14 @@
 //!   GIL: no deadlock.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
 
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString};
+use pyo3::PyTraverseError;
 use sessionward_core::{
     Engine, Event, Handle, LoginOutcome, LoginRequest, OAuthClients, Refusal, Requirement,
     SessionFilter, SessionInfo,
@@ -89,6 +91,45 @@ fn requirement<'a>(
         (None, Some(level)) => Ok(Requirement::Level(level.into())),
         (None, None) => Ok(Requirement::Any),
     }
+}
+
+/// `sessions(limit=...)`: an `int` (or `__index__` object) within `1..=MAX_PAGE_SIZE`, refused
+/// with `InvalidInput` naming `limit` and the range (pyo3's own conversion raised a bare
+/// `OverflowError` for ints beyond 64 bits), or `TypeError` for other types.
+fn page_limit(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    let py = obj.py();
+    let max = sessionward_core::MAX_PAGE_SIZE;
+    match obj.extract::<i64>() {
+        Ok(limit) => usize::try_from(limit)
+            .ok()
+            .filter(|limit| (1..=max).contains(limit))
+            .ok_or_else(|| {
+                errors::invalid_input(
+                    py,
+                    format!("limit: {limit} is outside the allowed range 1..={max}"),
+                )
+            }),
+        Err(err) if err.is_instance_of::<PyOverflowError>(py) => {
+            let shown = obj
+                .str()
+                .map(|text| convert::shorten(&text.to_string_lossy()))
+                .unwrap_or_else(|_| "an int too large to show".to_owned());
+            Err(errors::invalid_input(
+                py,
+                format!("limit: {shown} is outside the allowed range 1..={max}"),
+            ))
+        }
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "limit: expected int, got {}",
+            convert::type_name(obj)
+        ))),
+    }
+}
+
+/// `register_oauth_client(scopes=...)`: any iterable of `str` but a bare `str` (pyo3's own
+/// conversion refused a str with "Can't extract `str` to `Vec`").
+fn scope_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    convert::str_list("scopes", "scope names", obj)
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -434,14 +475,17 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyList>> {
+        // A snapshot (see `batch_tokens`): taken before anything else, so that neither the
+        // address conversions below nor other threads (which run between chunks) can change
+        // the batch under the call.
         let tokens = batch::batch_tokens(tokens)?;
-        let count = tokens.len()?;
+        let count = tokens.len();
         let addresses = batch::batch_addresses(py, ips, count)?;
         let requirement = requirement(operation, level)?;
         let engine = &*self.engine;
         let mut output = Vec::with_capacity(count);
-        // Chunks of tokens are copied out of the caller's sequence (with the GIL), validated
-        // without the GIL (the caller's list may change meanwhile), named from the org's name
+        // Chunks of tokens are copied out of the snapshot (with the GIL), validated without
+        // the GIL (the caller's list may change meanwhile: not the snapshot), named from the org's name
         // cache under one lock, and turned into Python objects (with the GIL). Small chunks
         // keep the buffers in cache and allocation-free after the first.
         const CHUNK: usize = 1024;
@@ -487,8 +531,8 @@ impl PyOrg {
         operation: Option<&Bound<'py, PyAny>>,
         level: Option<PySecurityLevel>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let tokens = batch::batch_tokens(tokens)?;
-        let count = tokens.len()?;
+        let tokens = batch::batch_tokens(tokens)?; // a snapshot, as in `validate_many`
+        let count = tokens.len();
         let addresses = batch::batch_addresses(py, ips, count)?;
         // Checked as `validate_many` checks it, then owned by the job.
         let (operation, level) = match requirement(operation, level)? {
@@ -596,17 +640,8 @@ impl PyOrg {
         session_type: Option<PySessionType>,
         level: Option<PySecurityLevel>,
         after: Option<&Bound<'_, PyAny>>,
-        limit: i64,
+        #[pyo3(from_py_with = page_limit)] limit: usize,
     ) -> PyResult<PySessionPage> {
-        let limit = usize::try_from(limit)
-            .ok()
-            .filter(|limit| (1..=sessionward_core::MAX_PAGE_SIZE).contains(limit))
-            .ok_or_else(|| {
-                errors::invalid_input(
-                    py,
-                    format!("limit: {limit} is outside the allowed range 1..=10000"),
-                )
-            })?;
         let filter = SessionFilter {
             user: user
                 .map(|user| convert::str_arg("user", user).map(str::to_owned))
@@ -710,6 +745,39 @@ impl PyOrg {
         Ok(())
     }
 
+    /// Shows the subscribed callbacks to the cycle collector: an app that subscribes its own
+    /// bound method (`self.org.subscribe(self.on_event)`) makes a cycle App -> Org -> method
+    /// -> App, which would otherwise never be freed (and with it the whole session table).
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // The collector must not block. The lock is only ever held briefly by a thread that
+        // is attached to the interpreter, so it is free here in practice; if it is not,
+        // visiting nothing this time only keeps the objects alive until a later collection
+        // (a reference the collector does not see is treated as external).
+        let callbacks = match self.subscribers.callbacks.try_lock() {
+            Ok(callbacks) => callbacks,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return Ok(()),
+        };
+        for callback in callbacks.iter() {
+            visit.call(callback)?;
+        }
+        Ok(())
+    }
+
+    /// Breaks a cycle the collector found: forgets the subscribed callbacks.
+    fn __clear__(&self) {
+        let callbacks = std::mem::take(
+            &mut *self
+                .subscribers
+                .callbacks
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        // Dropped after the lock is released: releasing a callback can run Python code
+        // (`__del__`), which could call back into this Org.
+        drop(callbacks);
+    }
+
     /// Removes a callback added with `subscribe`; whether it was subscribed.
     fn unsubscribe(&self, callback: &Bound<'_, PyAny>) -> bool {
         let mut callbacks = self
@@ -730,7 +798,7 @@ impl PyOrg {
         py: Python<'_>,
         client_id: &Bound<'_, PyAny>,
         run_as: &Bound<'_, PyAny>,
-        scopes: Vec<String>,
+        #[pyo3(from_py_with = scope_list)] scopes: Vec<String>,
     ) -> PyResult<String> {
         let client_id = convert::str_arg("client_id", client_id)?;
         let run_as = convert::str_arg("run_as", run_as)?;

@@ -200,9 +200,12 @@ impl PyGrant {
         self.session.clone_ref(py)
     }
     fn __repr__(&self) -> String {
+        // Scopes are the caller's text: quoted like every echo (tokens redacted).
+        let scopes: Vec<String> = self.scopes.iter().map(|s| convert::quoted(s)).collect();
         format!(
-            "Grant(access_token='swd_[REDACTED]', expires_in={}, scopes={:?})",
-            self.expires_in, self.scopes
+            "Grant(access_token='swd_[REDACTED]', expires_in={}, scopes=[{}])",
+            self.expires_in,
+            scopes.join(", ")
         )
     }
 }

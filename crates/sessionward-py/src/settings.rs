@@ -242,9 +242,16 @@ impl PyOrgSettings {
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
-            s.high_assurance_operations(),
+            // Operation names are caller text: quoted like every echo (tokens redacted).
+            py_set(s.high_assurance_operations().iter().map(String::as_str)),
         )
     }
+}
+
+/// A Python-style set literal of `names` (`{'a', 'b'}`), each shortened with tokens redacted.
+fn py_set<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(convert::quoted).collect();
+    format!("{{{}}}", names.join(", "))
 }
 
 fn py_bool(value: bool) -> &'static str {
