@@ -125,6 +125,17 @@ def test_enum_from_code_redacts_before_shortening(token: str, enum: Any) -> None
         assert "swd_[REDACTED]" in str(refused.value)
 
 
+def test_echoes_redact_tokens_cut_short_or_glued_to_more_text(token: str) -> None:
+    # A token the caller cut short is no longer well-formed, yet all but its checksum's last
+    # character is the credential; one glued to more letters is still a credential.
+    for text in (token[:-1], token + "x", "x" + token, token + token, token[:30]):
+        with pytest.raises(sw.InvalidInput) as refused:
+            sw.LoginMethod.from_code(text)
+        leaked = shows_token_text(str(refused.value), token)
+        assert not leaked, "from_code echoed part of a token"
+        assert "swd_[REDACTED]" in str(refused.value)
+
+
 def test_settings_and_grant_reprs_redact_names_holding_tokens(org: TrackedOrg) -> None:
     token = issue(org)
     settings = sw.OrgSettings(high_assurance_operations=[f"op {token}", "setup"])

@@ -42,14 +42,17 @@ pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
-/// At most 64 characters of `text`, tokens redacted: the form in which bad input is echoed.
+/// At most 64 characters of `text`, anything token-like redacted: the form in which bad input
+/// is echoed.
 ///
 /// Every echo of caller input goes through here (or `quoted`), and the order matters: tokens
 /// are redacted in the *whole* text first, and only then is it cut. Cutting first can leave a
-/// token that ran past the cut a few characters short, which redaction no longer recognises as
-/// a token, yet whose missing characters are its checksum, recomputable from the rest.
+/// token that ran past the cut a few characters short, which `redact_tokens` no longer
+/// recognises as a token, yet whose missing characters are its checksum, recomputable from the
+/// rest. For the same reason the redaction is the core's `redact_token_like` (as in the core's
+/// own error echoes): it also covers tokens the caller cut short or glued to more text.
 pub(crate) fn shorten(text: &str) -> String {
-    let redacted = sessionward_core::redact_tokens(text);
+    let redacted = sessionward_core::redact_token_like(text);
     let mut chars = redacted.chars();
     let mut short: String = chars.by_ref().take(64).collect();
     if chars.next().is_some() {
