@@ -526,17 +526,28 @@ def _default_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoRedirect())
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class CalloutResponse:
     """The answer to :meth:`CredentialHandle.request` (any status; nothing is raised for 4xx/5xx).
 
-    ``headers`` has lower-cased names; repeated headers are joined with ``", "``.
+    ``headers`` has lower-cased names; repeated headers are joined with ``", "``. Its ``repr``
+    shows the status, the URL, the header names and the body's size, never a header value or
+    the body.
     """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+
+    def __repr__(self) -> str:
+        # The body of an API answer can be a token (the org's own token endpoint answers with
+        # one) and headers can set the API's cookies: neither may reach a log or an error
+        # reporter that records locals.
+        return redact(
+            f"CalloutResponse(status={self.status}, url={self.url!r}, "
+            f"headers=<{', '.join(sorted(self.headers))}>, body=<{len(self.body)} bytes>)"
+        )
 
     @property
     def ok(self) -> bool:

@@ -52,6 +52,7 @@ from sessionward._native import (
     SessionError,
     StepUpRequired,
 )
+from sessionward._tokens import redact
 
 if TYPE_CHECKING:
     from sessionward._native import Org
@@ -1112,15 +1113,26 @@ def handle_token_request(
 # ----------------------------------------------------------------------------- the core
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
 class _Request:
-    """A request as both middlewares see it."""
+    """A request as both middlewares see it. Its ``repr`` names the headers but never shows
+    their values, nor the query."""
 
     method: str
     path: str
     query: str
     peer: str | None
     headers: Mapping[str, Sequence[str]]
+
+    def __repr__(self) -> str:
+        # Error reporters that record the locals of a failing frame (Sentry, rich tracebacks)
+        # call this: Cookie and Authorization hold the session token, and a query string can
+        # carry one (or another secret) too. Names and sizes are enough to debug with.
+        return redact(
+            f"_Request(method={self.method!r}, path={self.path!r}, "
+            f"query=<{len(self.query)} chars>, peer={self.peer!r}, "
+            f"headers=<{', '.join(sorted(self.headers))}>)"
+        )
 
 
 class Gate:

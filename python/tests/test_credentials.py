@@ -16,6 +16,7 @@ import contextlib
 import copy
 import json
 import logging
+import os
 import pickle
 import secrets
 import socket
@@ -27,8 +28,10 @@ from typing import Any
 
 import pytest
 
+from sessionward._tokens import make_token_for_tests
 from sessionward.credentials import (
     CalloutError,
+    CalloutResponse,
     CredentialError,
     CredentialHandle,
     CredentialNotPermitted,
@@ -751,6 +754,25 @@ def test_a_replaced_credential_never_shares_tokens_with_its_successor(
     assert set(old_host.api_tokens) <= set(old_host.issued)
     # After the replacement the old credential's tokens are fetched per use, never cached.
     assert old_host.token_hits == 3
+
+
+def test_callout_response_repr_shows_neither_header_values_nor_the_body() -> None:
+    # A callout's answer can be a token (the org's own token endpoint answers with one) or set
+    # the API's cookies; the generated dataclass repr printed both.
+    token = make_token_for_tests(os.urandom(32))
+    response = CalloutResponse(
+        status=200,
+        headers={"content-type": "application/json", "set-cookie": "sid=cookie-of-the-api"},
+        body=json.dumps({"access_token": token}).encode(),
+        url="https://erp.example.com/api/token",
+    )
+    text = repr(response)
+    assert token not in text and "cookie-of-the-api" not in text and "access_token" not in text
+    assert text == (
+        "CalloutResponse(status=200, url='https://erp.example.com/api/token', "
+        f"headers=<content-type, set-cookie>, body=<{len(response.body)} bytes>)"
+    )
+    assert response.json() == {"access_token": token}  # the data itself is all there
 
 
 def test_configuration_is_validated() -> None:

@@ -9,6 +9,7 @@ import base64
 import ipaddress
 import json
 import os
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,7 @@ from sessionward.web import (
     Requirement,
     RouteRequirements,
     WebResponse,
+    _Request,
     bearer_token,
     beacon_script,
     clearing_cookie,
@@ -260,6 +262,74 @@ def test_ends_session() -> None:
 def test_web_response_repr_hides_the_body() -> None:
     response = WebResponse(200, (("X", "y"),), b"secret")
     assert "secret" not in repr(response) and response.header("x") == "y"
+
+
+def test_request_repr_names_headers_but_never_shows_values_or_the_query(org: TrackedOrg) -> None:
+    # _Request used to be a dataclass with the generated repr: Cookie and Authorization in full.
+    token = issue(org, ip="10.1.2.3")
+    request = _Request(
+        "GET",
+        f"/reset/{token}",
+        f"token={token}&next=/home",
+        "10.1.2.3",
+        {
+            "cookie": [f"sessionward={token}"],
+            "authorization": [f"Bearer {token}"],
+            "x-api-key": ["key-of-another-service"],
+        },
+    )
+    text = repr(request)
+    assert token not in text and "key-of-another-service" not in text and "next=" not in text
+    assert text == (
+        f"_Request(method='GET', path='/reset/swd_[REDACTED]', query=<{len(request.query)} chars>, "
+        "peer='10.1.2.3', headers=<authorization, cookie, x-api-key>)"
+    )
+
+
+def failing_wsgi_app(environ: Any, start_response: Any) -> Any:
+    raise RuntimeError("the view failed")
+
+
+async def failing_asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("the view failed")
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_error_reporters_see_no_token_in_the_middlewares_locals(
+    org: TrackedOrg, protocol: str
+) -> None:
+    # What Sentry and traceback's capture_locals record: the repr of every local of every frame.
+    token = issue(org, ip="10.1.2.3")
+    cookie = CookieSettings.insecure_for_development()
+    with pytest.raises(RuntimeError, match="the view failed") as info:
+        if protocol == "wsgi":
+            wsgi = WsgiMiddleware(failing_wsgi_app, org, cookie=cookie)  # type: ignore[arg-type]
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "10.1.2.3"}
+            wsgi({**environ, "HTTP_COOKIE": f"sessionward={token}"}, lambda *a: None)
+        else:
+            asgi = AsgiMiddleware(failing_asgi_app, org, cookie=cookie)
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/",
+                "headers": [(b"cookie", f"sessionward={token}".encode())],
+                "client": ("10.1.2.3", 1234),
+            }
+            asyncio.run(asgi(scope, None, None))  # type: ignore[arg-type]
+    frames = [
+        frame
+        for frame, _ in traceback.walk_tb(info.value.__traceback__)
+        if frame.f_globals.get("__name__", "").startswith("sessionward.")
+    ]
+    assert frames, "the traceback passes through the middleware"
+    seen = set()
+    for frame in frames:
+        for name, value in frame.f_locals.items():
+            if name in ("environ", "scope"):
+                continue  # the server's own request mapping, not a sessionward object
+            seen.add(name)
+            assert token not in repr(value), f"{frame.f_code.co_name}: local {name!r}"
+    assert {"request", "auth"} <= seen
 
 
 # ----------------------------------------------------------------------------- OAuth (fake org)
