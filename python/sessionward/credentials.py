@@ -19,6 +19,10 @@ caller refreshes at a time (a lock per entry); concurrent callers wait and
 reuse the fresh token. Failed token requests are retried with exponential
 backoff (bounded attempts, injectable sleep) when the failure can pass
 (connection errors, HTTP 429 and 5xx), and reported as :class:`CredentialError`.
+An entry belongs to one registered credential object, not to its name: after
+``register(..., replace=True)`` a handle obtained before keeps the credential
+it was made for (endpoint and token endpoint), and its tokens are never
+cached for, nor sent by, handles on the new one.
 
 Secrets: client secrets and access tokens are held in :class:`Secret`, which
 never prints, formats or pickles its value; error messages and the
@@ -522,17 +526,28 @@ def _default_opener() -> urllib.request.OpenerDirector:
     return urllib.request.build_opener(_NoRedirect())
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class CalloutResponse:
     """The answer to :meth:`CredentialHandle.request` (any status; nothing is raised for 4xx/5xx).
 
-    ``headers`` has lower-cased names; repeated headers are joined with ``", "``.
+    ``headers`` has lower-cased names; repeated headers are joined with ``", "``. Its ``repr``
+    shows the status, the URL, the header names and the body's size, never a header value or
+    the body.
     """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     url: str
+
+    def __repr__(self) -> str:
+        # The body of an API answer can be a token (the org's own token endpoint answers with
+        # one) and headers can set the API's cookies: neither may reach a log or an error
+        # reporter that records locals.
+        return redact(
+            f"CalloutResponse(status={self.status}, url={self.url!r}, "
+            f"headers=<{', '.join(sorted(self.headers))}>, body=<{len(self.body)} bytes>)"
+        )
 
     @property
     def ok(self) -> bool:
@@ -607,11 +622,17 @@ class _Token:
 
 
 class _Slot:
-    """One cache entry: the token for a (credential, scopes) key, and its refresh lock."""
+    """One cache entry: the token for a (credential, scopes) key, and its refresh lock.
 
-    __slots__ = ("error", "generation", "lock", "token")
+    ``owner`` is the credential the token was fetched with. The cache is keyed by its
+    identity, and this reference keeps that identity from being reused by a new object while
+    the entry exists.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("error", "generation", "lock", "owner", "token")
+
+    def __init__(self, owner: NamedCredential) -> None:
+        self.owner = owner
         self.lock = threading.Lock()
         self.token: _Token | None = None
         self.generation = 0
@@ -673,7 +694,9 @@ class CredentialRegistry:
         self._opener = opener if opener is not None else _default_opener()
         self._mutex = threading.Lock()
         self._credentials: dict[str, NamedCredential] = {}
-        self._slots: dict[tuple[str, tuple[str, ...]], _Slot] = {}
+        # Keyed by the credential object's identity, not its name: a name can be re-registered
+        # with another endpoint, and a token must only ever go back to where it came from.
+        self._slots: dict[tuple[int, tuple[str, ...]], _Slot] = {}
         for credential in credentials:
             self.register(credential)
 
@@ -689,7 +712,10 @@ class CredentialRegistry:
         """Add ``credential``.
 
         A name already taken is refused unless ``replace``, which also drops
-        the old credential's cached tokens.
+        the old credential's cached tokens. Handles obtained before the
+        replacement keep using the old credential and its endpoint, fetching
+        a token for each use (the cache only holds registered credentials'
+        tokens): get a new handle from ``ctx.credentials`` to use the new one.
         """
         if not isinstance(credential, NamedCredential):
             raise TypeError(f"expected a NamedCredential, not {type(credential).__name__}")
@@ -711,7 +737,7 @@ class CredentialRegistry:
             self._drop_slots(name)
 
     def _drop_slots(self, name: str) -> None:
-        for key in [k for k in self._slots if k[0] == name]:
+        for key in [k for k, slot in self._slots.items() if slot.owner.name == name]:
             del self._slots[key]
 
     def names(self) -> list[str]:
@@ -726,6 +752,13 @@ class CredentialRegistry:
         """Forget the cached tokens of credential ``name`` (the next use fetches anew)."""
         with self._mutex:
             self._drop_slots(name)
+
+    def _forget(self, credential: NamedCredential) -> None:
+        # A handle forgets its own credential's tokens only: one on a replaced credential must
+        # not throw away the new credential's.
+        with self._mutex:
+            for key in [k for k, slot in self._slots.items() if slot.owner is credential]:
+                del self._slots[key]
 
     # -- access
 
@@ -782,11 +815,24 @@ class CredentialRegistry:
 
     # -- tokens
 
-    def _slot(self, key: tuple[str, tuple[str, ...]]) -> _Slot:
+    def _slot(self, credential: NamedCredential, scopes: tuple[str, ...]) -> _Slot:
+        """The cache entry of ``credential`` and ``scopes``.
+
+        Only a credential that is registered now gets a shared entry. A handle on a replaced or
+        unregistered credential gets a private one (it fetches a token for each use), so it can
+        neither read nor fill the cache of whatever now holds the name, and the registry keeps
+        no token of a credential it no longer has.
+        """
         with self._mutex:
+            if self._credentials.get(credential.name) is not credential:
+                _log.debug(
+                    "credential %s was replaced: this handle's token is not cached", credential.name
+                )
+                return _Slot(credential)
+            key = (id(credential), scopes)
             slot = self._slots.get(key)
             if slot is None:
-                slot = self._slots[key] = _Slot()
+                slot = self._slots[key] = _Slot(credential)
             return slot
 
     def _token(
@@ -795,7 +841,7 @@ class CredentialRegistry:
         protocol: OAuthClientCredentials | OrgClientCredentials,
         scopes: tuple[str, ...],
     ) -> _Token:
-        slot = self._slot((credential.name, scopes))
+        slot = self._slot(credential, scopes)
         token = slot.token
         if token is not None and self._clock() < token.expires_at:
             return token
@@ -821,7 +867,10 @@ class CredentialRegistry:
 
     def _reject(self, credential: NamedCredential, scopes: tuple[str, ...], token: _Token) -> None:
         """Drop ``token`` from the cache (the API said 401) unless it was already replaced."""
-        slot = self._slot((credential.name, scopes))
+        with self._mutex:
+            slot = self._slots.get((id(credential), scopes))
+        if slot is None or slot.owner is not credential:
+            return  # not cached (a replaced credential's token never is)
         with slot.lock:
             if slot.token is token:
                 slot.token = None
@@ -1062,7 +1111,7 @@ class CredentialHandle:
 
     def invalidate(self) -> None:
         """Forget this handle's cached token (e.g. after your own client saw a 401)."""
-        self._registry.invalidate(self.name)
+        self._registry._forget(self._credential)
 
     def url(self, url: str) -> str:
         """Resolve ``callout:NAME/path?q=1`` (or ``/path?q=1``) against the endpoint."""

@@ -18,7 +18,11 @@ How the "no session" rule is kept:
   carried into the job either; pass what the job needs as arguments.
 * Before a job is started or queued, :func:`guard_payload` refuses any
   argument that carries a sessionward token (:class:`TokenInJobPayload`), so a
-  session token cannot ride into a queue, a broker or a job's logs.
+  session token cannot ride into a queue, a broker or a job's logs. That
+  includes objects holding one (the request's
+  :class:`~sessionward.web.RequestAuth`, an ``Issued``, a secret wrapper, a
+  closure); :func:`run_job`, :func:`arun_job` and :func:`submit_job` check
+  what the job body itself is bound to as well (``run_job(auth.revalidate)``).
 
 Celery support is optional and imported lazily: :data:`SessionwardTask` (a
 ``celery.Task`` subclass, built on first access) and
@@ -28,6 +32,7 @@ Celery support is optional and imported lazily: :data:`SessionwardTask` (a
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import dataclasses
 import enum
@@ -35,8 +40,9 @@ import functools
 import importlib
 import inspect
 import logging
+import types
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence, Set
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence, Set
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
@@ -91,7 +97,10 @@ class TokenInJobPayload(ValueError):
 
     ``path`` names where (for example ``kwargs['user']['cookie']``); neither it
     nor the message ever contains the token. Fix: do not hand a session to a
-    job; pass the user id and let the job use a named credential.
+    job (nor an object holding one, such as the request's
+    :class:`~sessionward.web.RequestAuth` or an ``Issued``); pass the user id
+    and let the job use a named credential. Also raised, with a message saying
+    so, for a payload too large to be checked.
     """
 
     def __init__(self, message: str, *, path: str = "") -> None:
@@ -234,53 +243,281 @@ def _key_repr(key: object) -> str:
     return redact(text)
 
 
-def _find_token_path(roots: Sequence[tuple[str, object]]) -> str | None:
-    """Depth-first walk; return the path of the first value carrying a token."""
-    stack: list[tuple[object, str]] = [(v, p) for p, v in reversed(roots)]
-    seen: set[int] = set()
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            if find_tokens(value):
-                return path
-        elif isinstance(value, (bytes, bytearray, memoryview)):
-            if find_tokens(bytes(value).decode("latin-1")):
-                return path
-        elif isinstance(value, Mapping):
-            if id(value) in seen:
+# The walk is iterative (nesting cannot exhaust the interpreter's stack); what bounds it is the
+# number of containers and objects it opens. A payload that needs more is refused, not passed
+# unchecked: the guard cannot vouch for what it did not look at.
+_MAX_OPENED = 100_000
+
+# Leaves that never hold a token, skipped without looking for attributes.
+_ATOMIC: frozenset[type] = frozenset(
+    {int, float, complex, bool, type(None), type(Ellipsis), range, slice}
+)
+
+# Objects whose attributes are code or interpreter state rather than data handed to the job:
+# walking a class, a module or a frame would reach the whole program, not the payload.
+_OPAQUE = (
+    type,
+    types.ModuleType,
+    types.CodeType,
+    types.FrameType,
+    types.TracebackType,
+    types.GeneratorType,
+    types.CoroutineType,
+    types.AsyncGeneratorType,
+)
+
+# The builtin containers, read through the builtin methods so that a subclass's overrides
+# (or a proxy's) never run during the walk.
+_BUILTIN_SEQUENCES = (list, tuple, collections.deque)
+_BUILTIN_SETS = (set, frozenset)
+# Scanned as text, never iterated item by item.
+_TEXT = (str, bytes, bytearray, memoryview)
+
+
+class _Key:
+    """A path segment naming a mapping key; its (redacted) repr is made only if reported."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: object) -> None:
+        self.key = key
+
+
+# A path is built only when it is reported: each entry links to its parent and holds one
+# segment (text, a sequence index or a mapping key), so a large payload costs no strings.
+_Segment = str | int | _Key
+_Link = tuple["_Link | None", _Segment]
+
+
+def _path_text(link: _Link | None) -> str:
+    parts: list[str] = []
+    while link is not None:
+        link, segment = link
+        if isinstance(segment, int):
+            parts.append(f"[{segment}]")
+        elif isinstance(segment, _Key):
+            parts.append(f"[{_key_repr(segment.key)}]")
+        else:
+            parts.append(segment)
+    return "".join(reversed(parts))
+
+
+@functools.cache
+def _native_types() -> frozenset[type]:
+    # The extension's result types (Issued, Grant, ChallengeRequired, ...) keep their fields in
+    # Rust, behind getters: no __dict__ or __slots__ for the walk to see.
+    try:
+        native = importlib.import_module("sessionward._native")
+    except ImportError:  # pragma: no cover - the pure-Python helpers without the extension
+        return frozenset()
+    return frozenset(v for v in vars(native).values() if isinstance(v, type))
+
+
+# (extension getters, the standard ``__dict__`` descriptor or None, slot descriptors)
+_Layout = tuple[tuple[tuple[str, Any], ...], Any, tuple[tuple[str, Any], ...]]
+# Per class; bounded, as a program that makes classes at run time would grow it forever.
+_LAYOUTS: dict[type, _Layout] = {}
+_MAX_LAYOUTS = 1024
+
+
+def _layout(cls: type) -> _Layout:
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        layout = _compute_layout(cls)
+        if len(_LAYOUTS) < _MAX_LAYOUTS:
+            _LAYOUTS[cls] = layout
+    return layout
+
+
+def _compute_layout(cls: type) -> _Layout:
+    """How instances of ``cls`` store data: (extension getters, the ``__dict__`` descriptor if
+    it is the standard one, slot descriptors), each as (shown name, descriptor)."""
+    natives = _native_types()
+    getters = tuple(
+        (name, attribute)
+        for klass in cls.__mro__
+        if klass in natives
+        for name, attribute in vars(klass).items()
+        if isinstance(attribute, types.GetSetDescriptorType) and not name.startswith("_")
+    )
+    namespace = None
+    for klass in cls.__mro__:
+        candidate = klass.__dict__.get("__dict__")
+        if candidate is not None:
+            # Anything but the interpreter's own descriptor (a proxy's property, say) would
+            # run code: such an object's __dict__ is not read.
+            if isinstance(candidate, types.GetSetDescriptorType):
+                namespace = candidate
+            break
+    slots: list[tuple[str, Any]] = []
+    for klass in cls.__mro__:
+        declared = klass.__dict__.get("__slots__")
+        if declared is None:
+            continue
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if name in ("__dict__", "__weakref__"):
                 continue
-            seen.add(id(value))
-            items = list(value.items())
-            pending: list[tuple[object, str]] = []
-            for index, (key, item) in enumerate(items):
-                pending.append((key, f"{path}.keys()[{index}]"))
-                pending.append((item, f"{path}[{_key_repr(key)}]"))
-            stack.extend(reversed(pending))
-        elif isinstance(value, Set):
-            if id(value) in seen:
-                continue
-            seen.add(id(value))
-            stack.extend((item, f"{path}[<set item>]") for item in value)
-        elif isinstance(value, Sequence):
-            if id(value) in seen:
-                continue
-            seen.add(id(value))
-            stack.extend(
-                (item, f"{path}[{index}]") for index, item in reversed(list(enumerate(value)))
-            )
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            if id(value) in seen:
-                continue
-            seen.add(id(value))
-            stack.extend(
-                (getattr(value, f.name, None), f"{path}.{f.name}")
-                for f in reversed(dataclasses.fields(value))
-            )
+            stored = name
+            if name.startswith("__") and not name.endswith("__"):
+                stored = f"_{klass.__name__.lstrip('_')}{name}"  # private names are mangled
+            descriptor = klass.__dict__.get(stored)
+            if isinstance(descriptor, types.MemberDescriptorType):
+                slots.append((name, descriptor))
+    return getters, namespace, tuple(slots)
+
+
+def _attributes(value: object, cls: type) -> list[tuple[object, _Segment]]:
+    """What an object holds beyond its items: the values a job could reach through it.
+
+    Instance storage only (``__dict__`` and ``__slots__``, read through the interpreter's own
+    descriptors, so no property, ``__getattr__`` or proxy runs), the bound state of callables
+    (closure cells, defaults, ``partial`` arguments, a bound method's ``self``), an exception's
+    arguments, and the getters of the extension's own types (``Issued.token``).
+    """
+    if issubclass(cls, _OPAQUE):
+        return []
+    out: list[tuple[object, _Segment]] = []
+    if issubclass(cls, types.FunctionType):
+        function = cast(types.FunctionType, value)
+        names = function.__code__.co_freevars
+        for name, cell in zip(names, function.__closure__ or ()):
+            try:
+                out.append((cell.cell_contents, f".<closure {name}>"))
+            except ValueError:  # an empty cell
+                pass
+        defaults = function.__defaults__ or ()
+        out.extend((item, f".__defaults__[{i}]") for i, item in enumerate(defaults))
+        keyword_defaults = function.__kwdefaults__ or {}
+        out.extend((item, f".__kwdefaults__[{k!r}]") for k, item in keyword_defaults.items())
+    elif issubclass(cls, types.MethodType):
+        method = cast(types.MethodType, value)
+        out += [(method.__self__, ".__self__"), (method.__func__, ".__func__")]
+    elif issubclass(cls, (types.BuiltinMethodType, types.MethodWrapperType)):
+        # list.append bound to a list, say (a builtin function's __self__ is its module).
+        out.append((getattr(value, "__self__", None), ".__self__"))
+    elif issubclass(cls, functools.partial):
+        partial = cast("functools.partial[Any]", value)
+        out += [(partial.func, ".func"), (partial.args, ".args"), (partial.keywords, ".keywords")]
+    elif issubclass(cls, BaseException):
+        error = cast(BaseException, value)
+        out += [(error.args, ".args"), (error.__cause__, ".__cause__")]
+        out.append((error.__context__, ".__context__"))
+    getters, namespace, slots = _layout(cls)
+    out.extend((getter.__get__(value, cls), f".{name}") for name, getter in getters)
+    if namespace is not None:
+        try:
+            stored = namespace.__get__(value, cls)
+        except AttributeError:
+            stored = None
+        if isinstance(stored, dict):
+            out.extend((item, f".{key}") for key, item in list(dict.items(stored)))
+    for name, descriptor in slots:
+        try:
+            out.append((descriptor.__get__(value, cls), f".{name}"))
+        except AttributeError:  # a slot never assigned
+            pass
+    return out
+
+
+def _builtin_members(value: object, cls: type, bases: tuple[type, ...]) -> list[object] | None:
+    # The base's own __iter__, not the subclass's: an override never runs during the walk.
+    for base in bases:
+        if issubclass(cls, base):
+            base_iter: Callable[[object], Iterable[object]] = getattr(base, "__iter__")
+            return list(base_iter(value))
     return None
 
 
-def _refuse(path: str) -> TokenInJobPayload:
-    safe = redact(path)
+def _items(value: object, cls: type, plain: bool) -> list[tuple[object, _Segment]]:
+    """The items of a container: mapping keys and values, set and sequence members.
+
+    Builtin containers are read through the builtin methods. Other ``Mapping``, ``Set`` and
+    ``Sequence`` implementations are iterated only on the plain-data part of the payload
+    (reached from the arguments through containers and dataclasses alone); inside another
+    object, iterating a library's container would run its code, and its contents are found
+    through its attributes.
+    """
+    pairs: list[tuple[object, object]] | None = None
+    if issubclass(cls, dict):
+        pairs = list(dict.items(cast("dict[object, object]", value)))
+    elif plain and issubclass(cls, Mapping):
+        pairs = list(cast("Mapping[object, object]", value).items())
+    if pairs is not None:
+        out: list[tuple[object, _Segment]] = []
+        for index, (key, item) in enumerate(pairs):
+            out.append((key, f".keys()[{index}]"))
+            out.append((item, _Key(key)))
+        return out
+    members = _builtin_members(value, cls, _BUILTIN_SETS)
+    if members is None and plain and issubclass(cls, Set):
+        members = list(cast("Set[object]", value))
+    if members is not None:
+        return [(item, "[<set item>]") for item in members]
+    members = _builtin_members(value, cls, _BUILTIN_SEQUENCES)
+    if members is None and plain and issubclass(cls, Sequence) and not issubclass(cls, _TEXT):
+        members = list(cast("Sequence[object]", value))
+    if members is not None:
+        return [(item, index) for index, item in enumerate(members)]
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Finding:
+    path: str
+    too_large: bool = False
+
+
+def _find_token_path(roots: Sequence[tuple[str, object]]) -> _Finding | None:
+    """Depth-first walk; the path of the first value carrying a token, or of the value at
+    which the walk gave up because the payload opens more than ``_MAX_OPENED`` containers and
+    objects."""
+    # (value, path link, reached from the roots through containers and dataclasses alone)
+    stack: list[tuple[object, _Link, bool]] = [(v, (None, p), True) for p, v in reversed(roots)]
+    # Maps id -> object and so keeps every opened object alive: a getter's fresh result that
+    # was freed could otherwise hand its id to a later, unvisited object.
+    opened: dict[int, object] = {}
+    while stack:
+        value, link, plain = stack.pop()
+        cls = type(value)
+        if cls in _ATOMIC:
+            continue
+        if issubclass(cls, str):
+            if find_tokens(str.__str__(cast(str, value))):
+                return _Finding(_path_text(link))
+            if cls is str:
+                continue
+        elif issubclass(cls, _TEXT):
+            if find_tokens(bytes(cast(bytes, value)).decode("latin-1")):
+                return _Finding(_path_text(link))
+            if cls is bytes:
+                continue
+        if id(value) in opened:
+            continue
+        if len(opened) >= _MAX_OPENED:
+            return _Finding(_path_text(link), too_large=True)
+        opened[id(value)] = value
+        children = [
+            (item, (link, seg), plain)
+            for item, seg in _items(value, cls, plain)
+            if type(item) not in _ATOMIC
+        ]
+        # A dataclass's fields are plain data like a dict's values (as they always were);
+        # other objects' attributes are a library's internals.
+        fields_plain = plain and dataclasses.is_dataclass(cls)
+        children += [(item, (link, seg), fields_plain) for item, seg in _attributes(value, cls)]
+        stack.extend(reversed(children))
+    return None
+
+
+def _refuse(finding: _Finding) -> TokenInJobPayload:
+    safe = redact(finding.path)
+    if finding.too_large:
+        return TokenInJobPayload(
+            f"job payload is too large to check for a sessionward session token (more than "
+            f"{_MAX_OPENED} containers and objects; stopped at {safe}): pass ids and plain "
+            "data, and let the job load the rest",
+            path=safe,
+        )
     return TokenInJobPayload(
         f"job payload carries a sessionward session token at {safe}: jobs run without "
         "a session; pass the user id and use a named credential instead",
@@ -296,10 +533,18 @@ def guard_payload(
     """Refuse a job payload that carries a sessionward token.
 
     Walks nested ``str``/``bytes``/list/tuple/dict (keys too)/set values and
-    dataclass fields, and raises :class:`TokenInJobPayload` naming the path
-    (``args[0]``, ``kwargs['user']['cookie']``, ``headers['x']``) of the first
-    value holding a token with a valid checksum. The token itself is never
-    part of the error.
+    the objects among them: instance attributes (``__dict__`` and
+    ``__slots__``, so dataclasses, :class:`~sessionward.web.RequestAuth` and
+    secret wrappers), the getters of sessionward's own result types
+    (``Issued.token``, ``Grant.access_token``, ``ChallengeRequired.challenge``),
+    closure cells, defaults and ``functools.partial`` arguments of callables,
+    a bound method's ``self`` and an exception's arguments. Classes, modules,
+    frames and generators are not entered, and properties are never called.
+    Raises :class:`TokenInJobPayload` naming the path (``args[0]``,
+    ``kwargs['user']['cookie']``, ``args[0]._token``, ``headers['x']``) of the
+    first value holding a token with a valid checksum. The token itself is
+    never part of the error. A payload that would open more than 100,000
+    containers and objects is refused too, as it cannot be checked.
     """
     roots: list[tuple[str, object]] = [
         ("args", tuple(args) if args is not None else ()),
@@ -307,9 +552,20 @@ def guard_payload(
     ]
     if headers is not None:
         roots.append(("headers", headers))
-    path = _find_token_path(roots)
-    if path is not None:
-        raise _refuse(path)
+    finding = _find_token_path(roots)
+    if finding is not None:
+        raise _refuse(finding)
+
+
+def _guard_job(
+    fn: Callable[..., Any], args: Sequence[object], kwargs: Mapping[str, object]
+) -> None:
+    """:func:`guard_payload` for a job about to start, and its body too: a ``partial``, a bound
+    method or a closure carries what it was bound to into the job just as an argument would
+    (``run_job(auth.revalidate, ...)`` would otherwise run with the request's session)."""
+    finding = _find_token_path([("args", tuple(args)), ("kwargs", dict(kwargs)), ("fn", fn)])
+    if finding is not None:
+        raise _refuse(finding)
 
 
 # --------------------------------------------------------------------------- running
@@ -436,10 +692,12 @@ def run_job(
     body is run to completion on a private event loop (from async code use
     :func:`arun_job`). ``credentials`` is the registry the job's
     ``ctx.credentials`` reads from. The payload is checked with
-    :func:`guard_payload` first. ``kind``, ``run_as``, ``profile``,
-    ``credentials`` and ``job_id`` are consumed here, not passed to ``fn``.
+    :func:`guard_payload` first, and so is what ``fn`` is bound to (a
+    ``partial``'s arguments, a bound method's object, closure cells).
+    ``kind``, ``run_as``, ``profile``, ``credentials`` and ``job_id`` are
+    consumed here, not passed to ``fn``.
     """
-    guard_payload(args, kwargs)
+    _guard_job(fn, args, kwargs)
     _refuse_async_under_loop(fn)
     job = _make_context(kind, job_id=job_id, run_as=run_as, profile=profile, registry=credentials)
     return _execute(job, fn, args, kwargs)
@@ -488,7 +746,7 @@ async def arun_job(
     callable runs in the loop's default executor, also in a brand-new context,
     so a blocking body does not stall the loop. Otherwise as :func:`run_job`.
     """
-    guard_payload(args, kwargs)
+    _guard_job(fn, args, kwargs)
     job = _make_context(kind, job_id=job_id, run_as=run_as, profile=profile, registry=credentials)
     loop = asyncio.get_running_loop()
     if inspect.iscoroutinefunction(fn):
@@ -513,12 +771,12 @@ def submit_job(
 ) -> Future[R]:
     """Submit ``fn(*args, **kwargs)`` as a job to a ``concurrent.futures`` executor.
 
-    The payload is checked in the caller (so a token never reaches the pool);
-    the body runs in the worker in a brand-new context, exactly as
-    :func:`run_job`. Meant for thread pools: the job context holds the
-    credential registry, which does not pickle.
+    The payload (and ``fn``, as in :func:`run_job`) is checked in the caller
+    (so a token never reaches the pool); the body runs in the worker in a
+    brand-new context, exactly as :func:`run_job`. Meant for thread pools: the
+    job context holds the credential registry, which does not pickle.
     """
-    guard_payload(args, kwargs)
+    _guard_job(fn, args, kwargs)
     job = _make_context(kind, job_id=job_id, run_as=run_as, profile=profile, registry=credentials)
     return cast("Future[R]", executor.submit(_execute, job, fn, args, kwargs))
 
@@ -612,8 +870,8 @@ def _before_task_publish(
         roots.append(("body", body))
     if isinstance(headers, dict):
         roots.append(("headers", headers))
-    path = _find_token_path(roots)
-    if path is None:
+    finding = _find_token_path(roots)
+    if finding is None:
         return
     # Celery logs and swallows exceptions raised by signal receivers, so this
     # cannot stop the publish; install_celery_guard's send_task wrapper does.
@@ -624,12 +882,13 @@ def _before_task_publish(
             if isinstance(value, str):
                 headers[key] = redact(value)
     _log.error(
-        "task %s was published with a sessionward session token at %s, bypassing "
-        "install_celery_guard(app) on the publishing app",
+        "task %s was published with %s at %s, bypassing install_celery_guard(app) on the "
+        "publishing app",
         redact(str(sender)),
-        redact(path),
+        "a payload too large to check" if finding.too_large else "a sessionward session token",
+        redact(finding.path),
     )
-    raise _refuse(path)
+    raise _refuse(finding)
 
 
 def install_celery_guard(app: Any) -> None:

@@ -52,6 +52,7 @@ from sessionward._native import (
     SessionError,
     StepUpRequired,
 )
+from sessionward._tokens import redact
 
 if TYPE_CHECKING:
     from sessionward._native import Org
@@ -618,7 +619,9 @@ class PathSet:
 class RouteRequirements:
     """Path patterns (``/setup``, ``/admin/*``) and methods mapped to a `Requirement`, checked by
     the middleware before the app runs. The most specific matching pattern wins (an exact path
-    before any prefix, a longer prefix before a shorter one); among equals, the first added.
+    before any prefix, a longer prefix before a shorter one); among equals, the first added. A
+    requirement for ``GET`` also covers ``HEAD``, which frameworks serve with the ``GET`` view
+    (see `lookup`).
 
     ::
 
@@ -643,13 +646,25 @@ class RouteRequirements:
         self._routes.append((_PathPattern(pattern), allowed, requirement))
 
     def lookup(self, method: str, path: str) -> Requirement | None:
-        """The requirement of the most specific pattern matching `path` and `method`."""
-        best: tuple[tuple[int, int], Requirement] | None = None
+        """The requirement of the most specific pattern matching `path` and `method`.
+
+        ``HEAD`` counts as ``GET``: Starlette, Flask and most frameworks answer ``HEAD`` with
+        the ``GET`` handler, so a requirement added for ``GET`` applies to ``HEAD`` too. A
+        requirement that names ``HEAD`` itself wins over one that only names ``GET`` on an
+        equally specific pattern; a more specific pattern still wins over a less specific one.
+        """
+        method = method.upper()
+        best: tuple[tuple[int, int, int], Requirement] | None = None
         for pattern, methods, requirement in self._routes:
-            if methods is not None and method.upper() not in methods:
+            # Without this, HEAD on a GET-only requirement matched nothing and the GET view
+            # ran with only a valid session.
+            named = methods is not None and method in methods
+            if not (methods is None or named or (method == "HEAD" and "GET" in methods)):
                 continue
             if pattern.matches(path):
-                rank = pattern.specificity()
+                # Only an entry naming HEAD outranks the others: an all-methods entry ranks as
+                # it does for GET, so HEAD resolves exactly like GET unless HEAD is named.
+                rank = (*pattern.specificity(), 1 if named and method == "HEAD" else 0)
                 if best is None or rank > best[0]:
                     best = (rank, requirement)
         return None if best is None else best[1]
@@ -1112,15 +1127,26 @@ def handle_token_request(
 # ----------------------------------------------------------------------------- the core
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, repr=False)
 class _Request:
-    """A request as both middlewares see it."""
+    """A request as both middlewares see it. Its ``repr`` names the headers but never shows
+    their values, nor the query."""
 
     method: str
     path: str
     query: str
     peer: str | None
     headers: Mapping[str, Sequence[str]]
+
+    def __repr__(self) -> str:
+        # Error reporters that record the locals of a failing frame (Sentry, rich tracebacks)
+        # call this: Cookie and Authorization hold the session token, and a query string can
+        # carry one (or another secret) too. Names and sizes are enough to debug with.
+        return redact(
+            f"_Request(method={self.method!r}, path={self.path!r}, "
+            f"query=<{len(self.query)} chars>, peer={self.peer!r}, "
+            f"headers=<{', '.join(sorted(self.headers))}>)"
+        )
 
 
 class Gate:

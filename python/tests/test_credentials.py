@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import contextlib
 import copy
 import json
 import logging
+import os
 import pickle
 import secrets
 import socket
@@ -26,8 +28,10 @@ from typing import Any
 
 import pytest
 
+from sessionward._tokens import make_token_for_tests
 from sessionward.credentials import (
     CalloutError,
+    CalloutResponse,
     CredentialError,
     CredentialHandle,
     CredentialNotPermitted,
@@ -209,8 +213,9 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 64  # 20 clients connect at once
 
 
-@pytest.fixture
-def server() -> Iterator[tuple[str, ServerState]]:
+@contextlib.contextmanager
+def serve() -> Iterator[tuple[str, ServerState]]:
+    """A token endpoint and API on 127.0.0.1 (ephemeral port): its base URL and state."""
     httpd = Server(("127.0.0.1", 0), Handler)
     httpd.state = ServerState()  # type: ignore[attr-defined]
     thread = threading.Thread(
@@ -223,6 +228,19 @@ def server() -> Iterator[tuple[str, ServerState]]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, ServerState]]:
+    with serve() as running:
+        yield running
+
+
+@pytest.fixture
+def other_server() -> Iterator[tuple[str, ServerState]]:
+    """A second, independent host (another token endpoint, another API)."""
+    with serve() as running:
+        yield running
 
 
 class FakeClock:
@@ -695,6 +713,66 @@ def test_registry_names_are_unique_and_replace_drops_the_cache(
     reg.unregister("ERP")
     with pytest.raises(UnknownCredential):
         run_job(lambda: current_context().credentials["ERP"], kind="batch", credentials=reg)
+
+
+def test_a_replaced_credential_never_shares_tokens_with_its_successor(
+    server: tuple[str, ServerState],
+    other_server: tuple[str, ServerState],
+    clock: FakeClock,
+    sleeps: Sleeps,
+) -> None:
+    # The cache used to be keyed by name: a handle taken before the replacement fetched a token
+    # from the old token endpoint and stored it under "ERP", and handles on the new credential
+    # then sent the old host's token to the new host.
+    old_base, old_host = server
+    new_base, new_host = other_server
+    reg = registry(clock, sleeps, erp(old_base, old_host))
+
+    def job() -> list[int]:
+        stale = current_context().credentials["ERP"]
+        statuses = [stale.request("GET", "callout:ERP/before").status]
+        reg.register(erp(new_base, new_host), replace=True)
+        statuses.append(stale.request("GET", "callout:ERP/in-flight").status)
+        fresh = current_context().credentials["ERP"]
+        statuses.append(fresh.request("GET", "callout:ERP/after").status)
+        statuses.append(stale.request("GET", "callout:ERP/in-flight-again").status)
+        stale.invalidate()  # forgets the old credential's tokens, not the new one's
+        statuses.append(fresh.request("GET", "callout:ERP/again").status)
+        assert fresh.endpoint == f"{new_base}/api" and stale.endpoint == f"{old_base}/api"
+        return statuses
+
+    assert run_job(job, kind="batch", credentials=reg) == [200] * 5
+    # Each host only ever saw tokens it issued itself.
+    assert [r["path"] for r in new_host.api_requests] == ["/api/after", "/api/again"]
+    assert new_host.api_tokens == [new_host.issued[0]] * 2
+    assert new_host.token_hits == 1  # cached, and kept through the stale handle's invalidate()
+    assert [r["path"] for r in old_host.api_requests] == [
+        "/api/before",
+        "/api/in-flight",
+        "/api/in-flight-again",
+    ]
+    assert set(old_host.api_tokens) <= set(old_host.issued)
+    # After the replacement the old credential's tokens are fetched per use, never cached.
+    assert old_host.token_hits == 3
+
+
+def test_callout_response_repr_shows_neither_header_values_nor_the_body() -> None:
+    # A callout's answer can be a token (the org's own token endpoint answers with one) or set
+    # the API's cookies; the generated dataclass repr printed both.
+    token = make_token_for_tests(os.urandom(32))
+    response = CalloutResponse(
+        status=200,
+        headers={"content-type": "application/json", "set-cookie": "sid=cookie-of-the-api"},
+        body=json.dumps({"access_token": token}).encode(),
+        url="https://erp.example.com/api/token",
+    )
+    text = repr(response)
+    assert token not in text and "cookie-of-the-api" not in text and "access_token" not in text
+    assert text == (
+        "CalloutResponse(status=200, url='https://erp.example.com/api/token', "
+        f"headers=<content-type, set-cookie>, body=<{len(response.body)} bytes>)"
+    )
+    assert response.json() == {"access_token": token}  # the data itself is all there
 
 
 def test_configuration_is_validated() -> None:

@@ -6,14 +6,18 @@ import asyncio
 import concurrent.futures
 import contextvars
 import dataclasses
+import functools
+import ipaddress
 import logging
 import os
 from typing import Any
 
 import pytest
+from conftest import HOME, OFFICE, remember_secret
 
+import sessionward as sw
 from sessionward._tokens import make_token_for_tests
-from sessionward.credentials import UnknownCredential
+from sessionward.credentials import Secret, UnknownCredential
 from sessionward.jobs import (
     JobContext,
     JobKind,
@@ -31,6 +35,7 @@ from sessionward.jobs import (
     set_request_session,
     submit_job,
 )
+from sessionward.web import CookieSettings, RequestAuth, Requirement
 
 
 def fresh_token() -> str:
@@ -365,6 +370,189 @@ def test_starters_refuse_a_token_before_running_the_body(starter: str) -> None:
     assert info.value.path == "kwargs['user']['cookie']"
     assert token not in str(info.value)
     assert ran == []
+
+
+# --------------------------------------------------------------------------- objects holding a token
+
+
+class Slotted:
+    """A class with __slots__ (one of them name-mangled) and no __dict__."""
+
+    __slots__ = ("__hidden", "label")
+
+    def __init__(self, hidden: object) -> None:
+        self.__hidden = hidden
+        self.label = "slotted"
+
+
+class Holder:
+    """A plain object keeping what it is given in its __dict__."""
+
+    def __init__(self, **attributes: object) -> None:
+        self.__dict__.update(attributes)
+
+
+class Tripwire:
+    """Fails the test if the guard runs anything but the interpreter's own attribute reads."""
+
+    def __init__(self) -> None:
+        self.plain = "nothing to see"
+
+    @property
+    def computed(self) -> str:
+        raise AssertionError("the guard called a property")
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the guard asked for a missing attribute {name!r}")
+
+
+class LazyMapping(dict[str, object]):
+    """A library's container whose own iteration must not run when it sits inside an object."""
+
+    def __iter__(self) -> Any:
+        raise AssertionError("the guard iterated a dict subclass through its override")
+
+    def items(self) -> Any:
+        raise AssertionError("the guard called a dict subclass's items()")
+
+
+@pytest.fixture
+def request_auth(org: Any) -> tuple[Any, Any]:
+    """What the web middleware attaches to a request: a RequestAuth holding the user's token."""
+    issued = org.login("ada", OFFICE)
+    assert isinstance(issued, sw.Issued)
+    auth = RequestAuth(
+        org=org,
+        token=issued.token,
+        client_ip=ipaddress.ip_address(OFFICE),
+        api=True,
+        cookie=CookieSettings(),
+        session=issued.session,
+        refuse=lambda error: None,  # type: ignore[arg-type,return-value]
+    )
+    return auth, issued
+
+
+def holders(auth: Any, issued: Any, token: str) -> list[tuple[str, tuple[Any, ...], dict[str, Any], str]]:
+    """(case, args, kwargs, expected path) for every kind of object that can carry a token."""
+
+    def make_closure() -> Any:
+        return lambda: token
+
+    def with_default(value: str = token) -> str:
+        return value
+
+    return [
+        ("RequestAuth", (auth,), {}, "args[0]._token"),
+        ("Issued", (issued,), {}, "args[0].token"),
+        ("nested Issued", (), {"result": {"outcome": [issued]}}, "kwargs['result']['outcome'][0].token"),
+        ("Secret wrapper", (Secret(token),), {}, "args[0]._value"),
+        ("object attribute", (Holder(user="ada", cookie=token),), {}, "args[0].cookie"),
+        ("object holding RequestAuth", (Holder(auth=auth),), {}, "args[0].auth._token"),
+        ("mangled slot", (Slotted(token),), {}, "args[0].__hidden"),
+        ("closure", (), {"callback": make_closure()}, "kwargs['callback'].<closure token>"),
+        ("default", (), {"callback": with_default}, "kwargs['callback'].__defaults__[0]"),
+        ("bound method", (), {"callback": auth.revalidate}, "kwargs['callback'].__self__._token"),
+        ("partial", (functools.partial(print, token),), {}, "args[0].args[0]"),
+        ("builtin bound method", ([token].copy,), {}, "args[0].__self__[0]"),
+        ("exception", (RuntimeError("failed for", token),), {}, "args[0].args[1]"),
+        (
+            "dict subclass inside an object",
+            (Holder(data=LazyMapping(cookie=token)),),
+            {},
+            "args[0].data['cookie']",
+        ),
+    ]
+
+
+def test_guard_refuses_objects_that_hold_a_token(request_auth: tuple[Any, Any]) -> None:
+    # Before the fix only str/bytes, containers and dataclasses were looked into: the request's
+    # RequestAuth, an Issued and every other object here went into the job with the token.
+    auth, issued = request_auth
+    token = issued.token
+    for case, args, kwargs, path in holders(auth, issued, token):
+        with pytest.raises(TokenInJobPayload) as info:
+            guard_payload(args, kwargs)
+        assert info.value.path == path, case
+        assert token not in str(info.value) and token not in repr(info.value), case
+
+
+def test_guard_refuses_other_token_bearing_results(org: Any) -> None:
+    challenge = org.login("ada", HOME)  # outside the trusted ranges
+    assert isinstance(challenge, sw.ChallengeRequired)
+    secret = remember_secret(org.register_oauth_client("erp", "bob", ["orders.read"]))
+    grant = org.grant_client_credentials("erp", secret, None, OFFICE)
+    for value, path in ((challenge, "args[0].challenge"), (grant, "args[0].access_token")):
+        with pytest.raises(TokenInJobPayload) as info:
+            guard_payload((value,), {})
+        assert info.value.path == path
+    # The public parts are fine to hand over: a Session has a handle, never a token.
+    guard_payload((grant.session, challenge.expires_at), {"user": "ada"})
+
+
+@pytest.mark.parametrize("starter", ["run_job", "submit_job", "arun_job"])
+def test_starters_refuse_a_request_auth_as_argument_or_body(
+    starter: str, request_auth: tuple[Any, Any]
+) -> None:
+    auth, issued = request_auth
+    ran: list[object] = []
+
+    def body(a: Any) -> None:
+        ran.append(a.revalidate(Requirement()))  # would act with the user's session
+
+    def start(fn: Any, *args: Any) -> None:
+        if starter == "run_job":
+            run_job(fn, *args, kind=JobKind.BATCH)
+        elif starter == "submit_job":
+            with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+                submit_job(pool, fn, *args, kind=JobKind.BATCH).result(timeout=30)
+        else:
+            asyncio.run(arun_job(fn, *args, kind=JobKind.BATCH))
+
+    for fn, args, path in (
+        (body, (auth,), "args[0]._token"),
+        (body, (issued,), "args[0].token"),
+        (functools.partial(body, auth), (), "fn.args[0]._token"),
+        (auth.revalidate, (Requirement(),), "fn.__self__._token"),
+        (lambda: body(auth), (), "fn.<closure auth>._token"),
+    ):
+        with pytest.raises(TokenInJobPayload) as info:
+            start(fn, *args)
+        assert info.value.path == path
+        assert issued.token not in str(info.value)
+    assert ran == []
+
+
+def test_guard_reads_objects_without_running_their_code() -> None:
+    token = fresh_token()
+    tripwire = Tripwire()
+    guard_payload((tripwire, Holder(inner=tripwire)), {})
+    tripwire.__dict__["late"] = token  # found through __dict__, still without __getattr__
+    with pytest.raises(TokenInJobPayload) as info:
+        guard_payload((Holder(inner=tripwire),), {})
+    assert info.value.path == "args[0].inner.late"
+
+
+def test_guard_accepts_objects_without_a_token(request_auth: tuple[Any, Any]) -> None:
+    auth, issued = request_auth
+    cyclic = Holder(name="cycle")
+    cyclic.__dict__["me"] = cyclic
+    guard_payload(
+        (issued.session, FakeSession(), cyclic, Slotted("no token"), logging.getLogger("x")),
+        {"org": auth.org, "when": issued.session.created, "fn": observe, "cls": Holder},
+    )
+
+
+def test_guard_refuses_a_payload_too_large_to_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sessionward.jobs as jobs_module
+
+    monkeypatch.setattr(jobs_module, "_MAX_OPENED", 50)
+    rows = [{"id": i} for i in range(47)]
+    guard_payload((), {"rows": rows})  # args, kwargs, the list and 47 rows: 50 opened
+    rows.append({"id": 47})
+    with pytest.raises(TokenInJobPayload, match="too large to check") as info:
+        guard_payload((), {"rows": rows})
+    assert info.value.path == "kwargs['rows'][47]"
 
 
 # --------------------------------------------------------------------------- Celery

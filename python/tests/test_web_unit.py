@@ -9,6 +9,8 @@ import base64
 import ipaddress
 import json
 import os
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +30,7 @@ from sessionward.web import (
     Requirement,
     RouteRequirements,
     WebResponse,
+    _Request,
     bearer_token,
     beacon_script,
     clearing_cookie,
@@ -242,6 +245,98 @@ def test_route_requirements_most_specific_wins() -> None:
         RouteRequirements({"/a*b": Requirement()})
 
 
+def test_head_gets_the_requirement_of_get_unless_it_has_its_own() -> None:
+    # HEAD used to match only requirements naming HEAD, so a GET-only requirement left the GET
+    # view (which frameworks run for HEAD) behind a bare session check.
+    export = Requirement(operation="export")
+    high = Requirement(level=sw.SecurityLevel.HIGH_ASSURANCE)
+    routes = RouteRequirements()
+    routes.add("/export", export, methods=["GET"])
+    routes.add("/reports/*", high, methods=["get", "post"])
+    routes.add("/upload", export, methods=["POST"])
+    assert routes.lookup("HEAD", "/export") == export
+    assert routes.lookup("head", "/reports/q1") == high
+    assert routes.lookup("HEAD", "/upload") is None  # nothing to do with GET
+    assert routes.lookup("GET", "/upload") is None and routes.lookup("POST", "/export") is None
+
+    # HEAD named on its own: that requirement, and GET keeps its own.
+    head = Requirement(level=sw.SecurityLevel.STANDARD)
+    routes.add("/export", head, methods=["HEAD"])
+    assert routes.lookup("HEAD", "/export") == head and routes.lookup("GET", "/export") == export
+    # A more specific GET requirement still beats a less specific HEAD one.
+    routes.add("/reports/*", head, methods=["HEAD"])
+    routes.add("/reports/annual", export, methods=["GET"])
+    assert routes.lookup("HEAD", "/reports/annual") == export
+    assert routes.lookup("HEAD", "/reports/q1") == head
+
+    # An all-methods entry ranks for HEAD as it does for GET (first added among equals), so
+    # HEAD cannot end up with a weaker requirement than GET without naming HEAD.
+    for first, second in ((export, Requirement()), (Requirement(), export)):
+        mixed = RouteRequirements()
+        mixed.add("/x", first, methods=None if first == Requirement() else ["GET"])
+        mixed.add("/x", second, methods=None if second == Requirement() else ["GET"])
+        assert mixed.lookup("HEAD", "/x") == mixed.lookup("GET", "/x") == first
+
+
+def starlette_export_site(org: Any, ran: list[str], **options: Any) -> Callable[[str, str], httpx.Response]:
+    """A Starlette app with one plain GET route, behind the ASGI middleware, called in process."""
+    applications = pytest.importorskip("starlette.applications")
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    def export_view(request: Any) -> Any:
+        ran.append(request.method)
+        return PlainTextResponse("every order")
+
+    app = AsgiMiddleware(applications.Starlette(routes=[Route("/export", export_view)]), org, **options)
+
+    async def call(method: str, token: str) -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 1234))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            return await c.request(method, "/export", headers={"Authorization": f"Bearer {token}"})
+
+    return lambda method, token: asyncio.run(call(method, token))
+
+
+def flask_export_site(org: Any, ran: list[str], **options: Any) -> Callable[[str, str], httpx.Response]:
+    """A Flask app with one plain GET route, behind the WSGI middleware, called in process."""
+    flask = pytest.importorskip("flask")
+    flask_app = flask.Flask("head_test")
+
+    @flask_app.get("/export")
+    def export_view() -> str:
+        ran.append(flask.request.method)
+        return "every order"
+
+    app = WsgiMiddleware(flask_app.wsgi_app, org, **options)
+
+    def call(method: str, token: str) -> httpx.Response:
+        transport = httpx.WSGITransport(app=app, remote_addr="10.1.2.3")
+        with httpx.Client(transport=transport, base_url="http://t") as c:
+            return c.request(method, "/export", headers={"Authorization": f"Bearer {token}"})
+
+    return call
+
+
+@pytest.mark.parametrize("site", [starlette_export_site, flask_export_site])
+def test_head_on_a_get_only_route_is_checked_like_get(make_org: Any, site: Any) -> None:
+    # Starlette and Flask both answer HEAD with the GET view: the middleware must check it so.
+    org = make_org(high_assurance_operations=["export"])
+    token = issue(org, ip="10.1.2.3")
+    routes = RouteRequirements()
+    routes.add("/export", Requirement(operation="export"), methods=["GET"])
+    ran: list[str] = []
+    call = site(org, ran, routes=routes, cookie=CookieSettings.insecure_for_development())
+    for method in ("GET", "HEAD"):
+        r = call(method, token)
+        assert r.status_code == 401, method
+        assert "insufficient_user_authentication" in r.headers["www-authenticate"]
+    assert ran == []
+    org.step_up(token, "10.1.2.3", sw.LoginMethod.MFA)
+    assert call("HEAD", token).status_code == 200
+    assert ran == ["HEAD"]  # the framework did run the GET view for HEAD
+
+
 def test_exempt_paths_do_not_cover_dot_segments() -> None:
     exempt = PathSet(["/login", "/static/*"])
     assert "/login" in exempt and "/login/" in exempt and "/static/app.js" in exempt
@@ -260,6 +355,74 @@ def test_ends_session() -> None:
 def test_web_response_repr_hides_the_body() -> None:
     response = WebResponse(200, (("X", "y"),), b"secret")
     assert "secret" not in repr(response) and response.header("x") == "y"
+
+
+def test_request_repr_names_headers_but_never_shows_values_or_the_query(org: TrackedOrg) -> None:
+    # _Request used to be a dataclass with the generated repr: Cookie and Authorization in full.
+    token = issue(org, ip="10.1.2.3")
+    request = _Request(
+        "GET",
+        f"/reset/{token}",
+        f"token={token}&next=/home",
+        "10.1.2.3",
+        {
+            "cookie": [f"sessionward={token}"],
+            "authorization": [f"Bearer {token}"],
+            "x-api-key": ["key-of-another-service"],
+        },
+    )
+    text = repr(request)
+    assert token not in text and "key-of-another-service" not in text and "next=" not in text
+    assert text == (
+        f"_Request(method='GET', path='/reset/swd_[REDACTED]', query=<{len(request.query)} chars>, "
+        "peer='10.1.2.3', headers=<authorization, cookie, x-api-key>)"
+    )
+
+
+def failing_wsgi_app(environ: Any, start_response: Any) -> Any:
+    raise RuntimeError("the view failed")
+
+
+async def failing_asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("the view failed")
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_error_reporters_see_no_token_in_the_middlewares_locals(
+    org: TrackedOrg, protocol: str
+) -> None:
+    # What Sentry and traceback's capture_locals record: the repr of every local of every frame.
+    token = issue(org, ip="10.1.2.3")
+    cookie = CookieSettings.insecure_for_development()
+    with pytest.raises(RuntimeError, match="the view failed") as info:
+        if protocol == "wsgi":
+            wsgi = WsgiMiddleware(failing_wsgi_app, org, cookie=cookie)  # type: ignore[arg-type]
+            environ = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "REMOTE_ADDR": "10.1.2.3"}
+            wsgi({**environ, "HTTP_COOKIE": f"sessionward={token}"}, lambda *a: None)
+        else:
+            asgi = AsgiMiddleware(failing_asgi_app, org, cookie=cookie)
+            scope = {
+                "type": "http",
+                "method": "GET",
+                "path": "/",
+                "headers": [(b"cookie", f"sessionward={token}".encode())],
+                "client": ("10.1.2.3", 1234),
+            }
+            asyncio.run(asgi(scope, None, None))  # type: ignore[arg-type]
+    frames = [
+        frame
+        for frame, _ in traceback.walk_tb(info.value.__traceback__)
+        if frame.f_globals.get("__name__", "").startswith("sessionward.")
+    ]
+    assert frames, "the traceback passes through the middleware"
+    seen = set()
+    for frame in frames:
+        for name, value in frame.f_locals.items():
+            if name in ("environ", "scope"):
+                continue  # the server's own request mapping, not a sessionward object
+            seen.add(name)
+            assert token not in repr(value), f"{frame.f_code.co_name}: local {name!r}"
+    assert {"request", "auth"} <= seen
 
 
 # ----------------------------------------------------------------------------- OAuth (fake org)
