@@ -1491,7 +1491,13 @@ impl Engine {
     ) -> Result<SessionInfo, Refusal> {
         let selector = self.check_and_prefetch(token).ok_or(Refusal::Malformed)?;
         let digest = TokenDigest::of_token(token, selector);
-        self.validate_digest(&digest, ip.to_canonical(), requirement, self.now32(), None)
+        self.validate_digest(
+            &digest,
+            ip.to_canonical(),
+            requirement,
+            self.now32(),
+            Refresh::Yes,
+        )
     }
 
     /// Checks `token`'s shape and checksum and starts loading what its lookup will read;
@@ -1565,7 +1571,7 @@ impl Engine {
             let digest = selector.map(|selector| TokenDigest::of_token(token.as_ref(), selector));
             match (digest, ip) {
                 (Some(digest), Some(ip)) => {
-                    self.validate_digest(&digest, ip.to_canonical(), requirement, now, None)
+                    self.validate_digest(&digest, ip.to_canonical(), requirement, now, Refresh::Yes)
                 }
                 (None, _) => Err(Refusal::Malformed),
                 (Some(_), None) => Err(Refusal::IpMismatch),
@@ -1573,7 +1579,26 @@ impl Engine {
         }));
     }
 
-    /// The validation proper. `raise_to` is step-up: raise the level after the checks pass.
+    /// Everything [`validate`](Self::validate) checks, without refreshing last activity: for
+    /// callers that still have a check of their own to make (an access token's scope) and must
+    /// not keep a session alive with a request they then refuse.
+    pub(crate) fn check(
+        &self,
+        token: &str,
+        ip: IpAddr,
+        requirement: Requirement<'_>,
+    ) -> Result<SessionInfo, Refusal> {
+        let digest = TokenDigest::of_well_formed(token).ok_or(Refusal::Malformed)?;
+        self.validate_digest(
+            &digest,
+            ip.to_canonical(),
+            requirement,
+            self.now32(),
+            Refresh::No,
+        )
+    }
+
+    /// The validation proper; `refresh` says what a pass changes.
     #[inline]
     fn validate_digest(
         &self,
@@ -1581,7 +1606,7 @@ impl Engine {
         ip: IpAddr,
         requirement: Requirement<'_>,
         now: u32,
-        raise_to: Option<SecurityLevel>,
+        refresh: Refresh,
     ) -> Result<SessionInfo, Refusal> {
         let shard = self.shard(digest.handle().0).state.read();
         let record = shard.table.find(&digest.0).ok_or(Refusal::Unknown)?;
@@ -1631,6 +1656,11 @@ impl Engine {
             self.emit_for(now, EventKind::StepUpRequired, hash, user, Some(ip));
             return Err(Refusal::StepUpRequired { required, current });
         }
+        if refresh == Refresh::No {
+            let facts = RecordFacts::of(record);
+            drop(shard);
+            return Ok(facts.info(last_seen));
+        }
         if now > last_seen {
             // Racing validations may store an older second than the newest; the loss is at most
             // one second of idle time, which only makes the session expire earlier.
@@ -1639,7 +1669,7 @@ impl Engine {
         // The facts as they were before a raise: `step_up` compares them with the raised level
         // to emit its event and persist the change.
         let facts = RecordFacts::of(record);
-        if let Some(level) = raise_to {
+        if let Refresh::AndRaiseTo(level) = refresh {
             record.raise_level(level as u8);
         }
         // The result is built after the unlock, from the copied facts, so that nothing stands
@@ -1672,7 +1702,7 @@ impl Engine {
             ip.to_canonical(),
             Requirement::Any,
             now,
-            Some(level),
+            Refresh::AndRaiseTo(level),
         )?;
         // `info` was read before the raise; report the raised level.
         let raised = SessionInfo {
@@ -1743,6 +1773,23 @@ impl Engine {
             self.emit_for(now, EventKind::Ended(reason), hash, user, None);
         }
         Ok(ended)
+    }
+
+    /// The live session with this public handle (the admin view of one session), or `None` if
+    /// it ended, expired or is unknown. Reads only: last activity is not refreshed.
+    ///
+    /// Locking: one shard read lock.
+    pub fn session(&self, handle: Handle) -> Option<SessionInfo> {
+        let now = u64::from(self.now32());
+        let shard = self.shard(handle.0).state.read();
+        let record = shard
+            .table
+            .find_hash(handle.0)
+            .filter(|record| record.is_live(now))?;
+        let facts = RecordFacts::of(record);
+        let last_seen = record.last_seen.load(Ordering::Relaxed);
+        drop(shard);
+        Some(facts.info(last_seen))
     }
 
     /// Ends one session by its public handle (admin "End Session"); whether a live session ended.
@@ -2112,6 +2159,17 @@ impl Engine {
             self.emit_for(now, EventKind::Expired(kind), hash, user, None);
         }
     }
+}
+
+/// What a validation that passes changes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// Nothing: a check only.
+    No,
+    /// Last activity (every validation).
+    Yes,
+    /// Last activity, and the level raised to at least this one (step-up).
+    AndRaiseTo(SecurityLevel),
 }
 
 /// A record's fixed fields and level, copied out under the shard lock, from which a

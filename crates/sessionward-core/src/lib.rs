@@ -169,7 +169,7 @@ pub use engine::{
 pub use error::Error;
 pub use events::{Event, EventKind, EventListener};
 pub use ipnet::IpNet;
-pub use oauth::{Grant, GrantError, OAuthClient, OAuthClients};
+pub use oauth::{AuthorizeError, Authorized, Grant, GrantError, OAuthClient, OAuthClients};
 pub use session::{
     Challenge, DenyReason, EndReason, ExpiryKind, Issued, LoginOutcome, LoginRequest, ProfileKey,
     Refusal, Requirement, SessionFilter, SessionInfo, SessionPage, SessionRow, UserKey,

@@ -8,17 +8,22 @@
 //! Client secrets are generated here (256 random bits, shown once) and kept only as SHA-256
 //! digests; a high-entropy secret needs no slow password hash. Secrets are compared in constant
 //! time.
+//!
+//! Scopes belong to the access token (RFC 6749 section 3.3): the registry remembers which client
+//! and scopes each live grant carries, and a resource server checks a presented token with
+//! [`OAuthClients::authorize`], which validates the session and its scope together.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use crate::settings::check_name;
 use crate::{
-    DenyReason, Engine, Error, LoginMethod, LoginOutcome, LoginRequest, SessionInfo, SessionType,
-    Token,
+    DenyReason, Engine, Error, Handle, LoginMethod, LoginOutcome, LoginRequest, Refusal,
+    Requirement, SessionInfo, SessionType, Token,
 };
 
 /// Most scopes one client may hold.
@@ -91,6 +96,77 @@ impl fmt::Display for GrantError {
 
 impl std::error::Error for GrantError {}
 
+/// Why [`OAuthClients::authorize`] refused an access token, with the RFC 6750 section 3.1 error
+/// code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthorizeError {
+    /// The session behind the token does not validate (`invalid_token`, HTTP 401): malformed,
+    /// unknown, ended, expired, wrong address...
+    Session(Refusal),
+    /// The token is not an access token granted by this registry (`invalid_token`, HTTP 401):
+    /// for example a browser session's token presented as a bearer token.
+    NotAnAccessToken,
+    /// The token is valid but was not granted this scope (`insufficient_scope`, HTTP 403).
+    InsufficientScope {
+        /// The missing scope (shortened).
+        scope: String,
+    },
+}
+
+impl AuthorizeError {
+    /// The RFC 6750 `error` code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Session(_) | Self::NotAnAccessToken => "invalid_token",
+            Self::InsufficientScope { .. } => "insufficient_scope",
+        }
+    }
+}
+
+impl fmt::Display for AuthorizeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Session(refusal) => write!(f, "invalid_token: {refusal}"),
+            Self::NotAnAccessToken => {
+                f.write_str("invalid_token: not an access token granted to a client")
+            }
+            Self::InsufficientScope { scope } => {
+                write!(f, "insufficient_scope: the token was not granted {scope:?}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for AuthorizeError {}
+
+/// An access token that passed [`OAuthClients::authorize`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Authorized {
+    /// The session behind the token (last activity refreshed).
+    pub session: SessionInfo,
+    /// The client the token was granted to.
+    pub client_id: String,
+    /// Every scope the token was granted, sorted.
+    pub scopes: Vec<String>,
+}
+
+/// What one grant gave its token: kept by handle while the session lives.
+struct GrantedToken {
+    client_id: Arc<str>,
+    scopes: Arc<[String]>,
+}
+
+/// The grants of live access tokens, by session handle.
+#[derive(Default)]
+struct GrantedTokens {
+    by_handle: HashMap<u64, GrantedToken>,
+    /// Size after the last pruning: the map is pruned of ended and expired sessions whenever
+    /// it doubles, so its size stays within twice the live grants (amortised one lookup per
+    /// grant).
+    pruned_len: usize,
+}
+
 /// An access token granted to a client.
 #[derive(Debug)]
 pub struct Grant {
@@ -130,12 +206,14 @@ pub struct Grant {
 #[derive(Default)]
 pub struct OAuthClients {
     clients: RwLock<HashMap<String, ClientEntry>>,
+    granted: Mutex<GrantedTokens>,
 }
 
 impl fmt::Debug for OAuthClients {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OAuthClients")
             .field("clients", &self.clients.read().len())
+            .field("granted", &self.granted.lock().by_handle.len())
             .finish_non_exhaustive()
     }
 }
@@ -180,9 +258,101 @@ impl OAuthClients {
     }
 
     /// Removes a client; tokens already granted stay valid until they expire or are ended
-    /// (end them with [`Engine::end_user_sessions`] on the run-as user).
+    /// (end them with [`revoke`](Self::revoke) first, or later one by one by handle).
+    /// Re-registering a client (a new secret, perhaps another run-as user or other scopes)
+    /// likewise leaves its earlier tokens as they were granted.
     pub fn remove(&self, client_id: &str) -> bool {
         self.clients.write().remove(client_id).is_some()
+    }
+
+    /// Ends every live access token granted to `client_id` (reason `admin`), and only those:
+    /// other clients running as the same user keep theirs. Returns how many ended.
+    pub fn revoke(&self, engine: &Engine, client_id: &str) -> usize {
+        let handles: Vec<u64> = {
+            let mut granted = self.granted.lock();
+            let handles = granted
+                .by_handle
+                .iter()
+                .filter(|(_, token)| &*token.client_id == client_id)
+                .map(|(&handle, _)| handle)
+                .collect::<Vec<_>>();
+            for handle in &handles {
+                granted.by_handle.remove(handle);
+            }
+            handles
+        };
+        handles
+            .into_iter()
+            .filter(|&handle| engine.end_session(Handle(handle)))
+            .count()
+    }
+
+    /// Checks an access token presented to a resource server: the session behind it must
+    /// validate from `ip` (every rule of [`Engine::validate`]), it must have been granted by
+    /// this registry, and with `scope` (space-separated, every one required) it must carry
+    /// those scopes. Only a token that passes refreshes its session's last activity.
+    pub fn authorize(
+        &self,
+        engine: &Engine,
+        access_token: &str,
+        ip: IpAddr,
+        scope: Option<&str>,
+    ) -> Result<Authorized, AuthorizeError> {
+        let Some(selector) = crate::token::selector_of(access_token) else {
+            return Err(AuthorizeError::Session(Refusal::Malformed));
+        };
+        let (client_id, scopes) = match self.granted.lock().by_handle.get(&selector) {
+            Some(token) => (Arc::clone(&token.client_id), Arc::clone(&token.scopes)),
+            None => {
+                // Not ours; the session's own refusal (malformed, unknown...) says more, if it
+                // has one, and checking it keeps nothing alive.
+                engine
+                    .check(access_token, ip, Requirement::Any)
+                    .map_err(AuthorizeError::Session)?;
+                return Err(AuthorizeError::NotAnAccessToken);
+            }
+        };
+        let missing = scope
+            .into_iter()
+            .flat_map(|scope| scope.split(' '))
+            .filter(|scope| !scope.is_empty())
+            .find(|scope| !scopes.iter().any(|granted| granted == scope));
+        if let Some(missing) = missing {
+            // An invalid token is `invalid_token` whatever it asks for.
+            engine
+                .check(access_token, ip, Requirement::Any)
+                .map_err(AuthorizeError::Session)?;
+            return Err(AuthorizeError::InsufficientScope {
+                scope: crate::error::shorten(missing),
+            });
+        }
+        let session = engine
+            .validate(access_token, ip, Requirement::Any)
+            .map_err(AuthorizeError::Session)?;
+        Ok(Authorized {
+            session,
+            client_id: client_id.to_string(),
+            scopes: scopes.to_vec(),
+        })
+    }
+
+    /// Remembers what a grant gave its token, pruning grants of sessions no longer live
+    /// whenever the map has doubled since the last pruning.
+    fn remember(&self, engine: &Engine, handle: Handle, client_id: &str, scopes: &[String]) {
+        let mut granted = self.granted.lock();
+        if granted.by_handle.len() >= 2 * granted.pruned_len.max(64) {
+            granted
+                .by_handle
+                .retain(|&handle, _| engine.session(Handle(handle)).is_some());
+            granted.pruned_len = granted.by_handle.len();
+        }
+        granted.by_handle.insert(
+            handle.0,
+            GrantedToken {
+                client_id: client_id.into(),
+                scopes: scopes.into(),
+            },
+        );
     }
 
     /// The registered clients, sorted by id.
@@ -239,12 +409,15 @@ impl OAuthClients {
             .method(LoginMethod::ClientCredentials)
             .session_type(SessionType::OAuth2);
         match engine.login(&request).map_err(GrantError::Server)? {
-            LoginOutcome::Issued(issued) => Ok(Grant {
-                expires_in: issued.session.valid_until.saturating_sub(engine.now()),
-                access_token: issued.token,
-                scopes: granted,
-                session: issued.session,
-            }),
+            LoginOutcome::Issued(issued) => {
+                self.remember(engine, issued.session.handle, client_id, &granted);
+                Ok(Grant {
+                    expires_in: issued.session.valid_until.saturating_sub(engine.now()),
+                    access_token: issued.token,
+                    scopes: granted,
+                    session: issued.session,
+                })
+            }
             LoginOutcome::Denied(reason) => Err(GrantError::Unauthorized(reason)),
             // Only reachable if the org maps client credentials to STANDARD (challenge) or the
             // profile's rule applied: a machine cannot answer either.
@@ -280,7 +453,7 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{EndReason, Profile, Refusal, Requirement};
+    use crate::{EndReason, Profile};
 
     fn org() -> (Engine, OAuthClients) {
         // A manual clock: `expires_in` is read against the clock again after the grant, and a
@@ -408,5 +581,179 @@ mod tests {
         assert_eq!(error, GrantError::Unauthorized(DenyReason::UnknownUser));
         let printed = format!("{error} {error:?} {clients:?} {:?}", clients.list());
         assert!(!printed.contains(&secret.expose_secret()[4..]));
+    }
+
+    /// Found by an audit: scopes were checked at the grant and then forgotten, so a token
+    /// granted `orders.read` could not be told from one granted every scope.
+    #[test]
+    fn scopes_belong_to_the_token_and_authorize_enforces_them() {
+        let (engine, clients) = org();
+        let secret = clients
+            .register("erp", "bot", ["orders.read", "orders.write"])
+            .unwrap();
+        let here = ip("10.0.0.1");
+        let read = clients
+            .grant(
+                &engine,
+                "erp",
+                secret.expose_secret(),
+                Some("orders.read"),
+                here,
+            )
+            .unwrap();
+        let none = clients
+            .grant(&engine, "erp", secret.expose_secret(), Some(""), here)
+            .unwrap();
+        let all = clients
+            .grant(&engine, "erp", secret.expose_secret(), None, here)
+            .unwrap();
+        let token = |grant: &Grant| grant.access_token.expose_secret().to_owned();
+
+        let ok = clients
+            .authorize(&engine, &token(&read), here, Some("orders.read"))
+            .unwrap();
+        assert_eq!(ok.client_id, "erp");
+        assert_eq!(ok.scopes, ["orders.read"]);
+        assert_eq!(ok.session.handle, read.session.handle);
+        let refused = clients
+            .authorize(
+                &engine,
+                &token(&read),
+                here,
+                Some("orders.read orders.write"),
+            )
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            AuthorizeError::InsufficientScope {
+                scope: "orders.write".into()
+            }
+        );
+        assert_eq!(refused.code(), "insufficient_scope");
+        assert!(clients
+            .authorize(&engine, &token(&none), here, Some("orders.read"))
+            .is_err());
+        assert!(clients
+            .authorize(&engine, &token(&none), here, None)
+            .is_ok());
+        assert_eq!(
+            clients
+                .authorize(
+                    &engine,
+                    &token(&all),
+                    here,
+                    Some("orders.write orders.read")
+                )
+                .unwrap()
+                .scopes,
+            ["orders.read", "orders.write"]
+        );
+        // A browser session is not an access token; a broken one is invalid_token either way.
+        engine
+            .add_profile(Profile::builder("staff").build().unwrap())
+            .unwrap();
+        engine.add_user("ada", "staff").unwrap();
+        let ui = engine
+            .login(&LoginRequest::new("ada", here).method(LoginMethod::Mfa))
+            .unwrap()
+            .issued()
+            .unwrap();
+        assert_eq!(
+            clients
+                .authorize(&engine, ui.token.expose_secret(), here, None)
+                .unwrap_err(),
+            AuthorizeError::NotAnAccessToken
+        );
+        assert_eq!(
+            clients
+                .authorize(&engine, "swd_nope", here, Some("orders.read"))
+                .unwrap_err(),
+            AuthorizeError::Session(Refusal::Malformed)
+        );
+        // Ended: invalid_token, not insufficient_scope.
+        engine.end_session(read.session.handle);
+        assert_eq!(
+            clients
+                .authorize(&engine, &token(&read), here, Some("orders.write"))
+                .unwrap_err(),
+            AuthorizeError::Session(Refusal::Ended(EndReason::Admin))
+        );
+    }
+
+    #[test]
+    fn a_refused_scope_keeps_nothing_alive() {
+        let clock = crate::ManualClock::new(1_700_000_000);
+        let engine = Engine::builder()
+            .shards(2)
+            .clock(std::sync::Arc::new(clock.clone()))
+            .build()
+            .unwrap();
+        engine
+            .add_profile(Profile::builder("integrations").build().unwrap())
+            .unwrap();
+        engine.add_user("bot", "integrations").unwrap();
+        let clients = OAuthClients::default();
+        let secret = clients.register("erp", "bot", ["a", "b"]).unwrap();
+        let here = ip("10.0.0.1");
+        let grant = clients
+            .grant(&engine, "erp", secret.expose_secret(), Some("a"), here)
+            .unwrap();
+        let token = grant.access_token.expose_secret();
+        clock.advance(std::time::Duration::from_secs(600));
+        assert!(clients.authorize(&engine, token, here, Some("b")).is_err());
+        let info = engine.session(grant.session.handle).unwrap();
+        assert_eq!(
+            info.last_activity, 1_700_000_000,
+            "the refusal refreshed nothing"
+        );
+        let ok = clients.authorize(&engine, token, here, Some("a")).unwrap();
+        assert_eq!(ok.session.last_activity, 1_700_000_600);
+    }
+
+    #[test]
+    fn revoke_ends_one_clients_tokens_and_grants_of_dead_sessions_are_pruned() {
+        let (engine, clients) = org();
+        let erp = clients.register("erp", "bot", ["a"]).unwrap();
+        let crm = clients.register("crm", "bot", ["a"]).unwrap();
+        let here = ip("10.0.0.1");
+        let erp_tokens: Vec<Grant> = (0..3)
+            .map(|_| {
+                clients
+                    .grant(&engine, "erp", erp.expose_secret(), None, here)
+                    .unwrap()
+            })
+            .collect();
+        let crm_token = clients
+            .grant(&engine, "crm", crm.expose_secret(), None, here)
+            .unwrap();
+        assert_eq!(clients.revoke(&engine, "erp"), 3);
+        for grant in &erp_tokens {
+            assert!(clients
+                .authorize(&engine, grant.access_token.expose_secret(), here, None)
+                .is_err());
+        }
+        assert!(
+            clients
+                .authorize(&engine, crm_token.access_token.expose_secret(), here, None)
+                .is_ok(),
+            "the other client, same run-as user, keeps its token"
+        );
+        assert_eq!(clients.revoke(&engine, "erp"), 0);
+
+        // Grants of ended sessions do not pile up: the map is pruned as it doubles.
+        for _ in 0..1000 {
+            let grant = clients
+                .grant(&engine, "crm", crm.expose_secret(), None, here)
+                .unwrap();
+            engine.end_session(grant.session.handle);
+        }
+        let remembered = clients.granted.lock().by_handle.len();
+        assert!(remembered <= 2 * 64 + 1, "{remembered} grants remembered");
+        assert!(
+            clients
+                .authorize(&engine, crm_token.access_token.expose_secret(), here, None)
+                .is_ok(),
+            "a live grant survives pruning"
+        );
     }
 }

@@ -1058,3 +1058,16 @@ fn errors_never_echo_a_token_however_it_is_wrapped() {
         redact_token_like(&duplicate)
     );
 }
+
+#[test]
+fn one_session_by_handle_is_shown_while_live_and_never_refreshed() {
+    let org = Org::default();
+    let issued = org.login("ada", "10.0.0.1");
+    org.advance(10 * MIN);
+    let shown = org.engine.session(issued.session.handle).unwrap();
+    assert_eq!(shown.last_activity, T0, "reading is not activity");
+    assert_eq!(shown.user, issued.session.user);
+    assert!(org.engine.end_session(issued.session.handle));
+    assert_eq!(org.engine.session(issued.session.handle), None);
+    assert_eq!(org.engine.session("swh_0000000000000001".parse().unwrap()), None);
+}
