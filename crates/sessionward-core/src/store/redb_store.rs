@@ -6,7 +6,7 @@
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | `meta` | `&str` | `format_version` (u64), `settings`, `next_profile` (u32), `next_user` (u64) |
-//! | `sessions` | login time << 64 \| sequence, `u128` | the session row (72 bytes, see the codec) |
+//! | `sessions` | login time << 64 \| sequence, `u128` | the session row (68 bytes, see the codec) |
 //! | `ends` | handle `u64` | reason << 32 \| time |
 //! | `activity` | handle `u64` | last activity written behind, `u32` seconds |
 //! | `levels` | handle `u64` | level after a step-up, `u8` |
@@ -47,10 +47,13 @@ use super::codec::{self, Malformed};
 use super::{SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::Error;
 
-/// The format version this build writes and the only one it reads.
+/// The format version this build writes, and the newest it opens (newer files are refused
+/// with [`Error::StoreVersion`]).
 ///
-/// Version 2 keys sessions by selector and SHA-256 prefix (64-character split tokens);
-/// version 1 files hold sessions of 53-character tokens, which no longer validate.
+/// Version 2 keys sessions by selector and SHA-256 prefix (64-character split tokens).
+/// Version 1 files hold sessions of 53-character tokens, which no longer validate: they are
+/// migrated at open, keeping their org (settings, profiles, users) and dropping their
+/// sessions.
 pub const FORMAT_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
