@@ -454,11 +454,14 @@ fn check(path: &Path, outcome: &Outcome) {
 
 #[test]
 fn kill_nine_mid_load_loses_nothing_that_returned() {
-    let started = Instant::now();
     let exe = std::env::current_exe().unwrap();
     let base = std::env::temp_dir().join(format!("swd-crash-{}", std::process::id()));
-    let mut total_ops = 0;
-    for (run, delay_ms) in [150_u64, 400, 700, 1000, 1400].into_iter().enumerate() {
+    // Kill points are events, not delays (a loaded machine stretches any delay): while the org
+    // is being seeded, then once 5, 30, 80 and 150 operations of the load have begun.
+    for (run, kill_after) in [None, Some(5), Some(30), Some(80), Some(150)]
+        .into_iter()
+        .enumerate()
+    {
         let dir: PathBuf = base.join(format!("run{run}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sessions.redb");
@@ -476,31 +479,47 @@ fn kill_nine_mid_load_loses_nothing_that_returned() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (send, received) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             // Only whole lines count: a line cut by the kill was never "returned".
             while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.ends_with('\n') {
-                    lines.push(line.trim_end().to_owned());
+                if line.ends_with('\n') && send.send(line.trim_end().to_owned()).is_err() {
+                    break;
                 }
                 line.clear();
             }
-            lines
         });
-        // Let the load start, then kill at a different point each run.
-        let wait_ready = Instant::now();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let mut lines = Vec::new();
+        let mut begun = 0;
+        loop {
+            // The timeout only keeps a hung child from hanging the test.
+            let Ok(line) = received.recv_timeout(Duration::from_secs(120)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("run {run}: the child stopped or hung after {begun} operations");
+            };
+            begun += usize::from(line.starts_with("B "));
+            // The child ends the harness's "test crash_child_helper ... " line once its
+            // engine is open, just before seeding the org.
+            let opened = line.starts_with("test crash_child_helper");
+            lines.push(line);
+            if kill_after.map_or(opened, |ops| begun >= ops) {
+                break;
+            }
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
-        let lines = reader.join().unwrap();
+        // What the child printed before it died counts too.
+        lines.extend(received.iter());
+        reader.join().unwrap();
         let outcome = parse(&lines);
-        eprintln!("run {run}: killed after {:?}", wait_ready.elapsed());
-        total_ops += outcome.ops;
+        eprintln!("run {run}: killed after {} operations", outcome.ops);
         if lines.iter().any(|line| line == "READY") {
             check(&path, &outcome);
         } else {
+            assert_eq!(kill_after, None, "the load began, so the child was READY");
             // Killed while creating or seeding: the file must still open (or not exist).
             if path.exists() {
                 let clock = ManualClock::new(T0);
@@ -509,6 +528,382 @@ fn kill_nine_mid_load_loses_nothing_that_returned() {
         }
     }
     std::fs::remove_dir_all(&base).ok();
-    assert!(total_ops > 50, "the child barely ran ({total_ops} ops)");
-    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+// ----- the write-behind bound ----------------------------------------------------------------
+//
+// docs/durability.md: after a crash every session's stored last activity is at least the one
+// it had `I + F` before the crash (one flush interval plus one flush), and never later than
+// the engine's. Stated without wall-clock time, which a loaded machine stretches at will: once
+// a flusher pass has *started* after a validation returned, that validation is durable. A pass
+// that completes after the validation may have walked the table before it, so the second pass
+// completed after the validation is the first one certain to hold it. The child below counts
+// the passes through a store wrapper and never flushes explicitly or shuts down cleanly: only
+// the background flusher can have written what the reopened file holds.
+
+const WRITE_BEHIND_DB: &str = "SESSIONWARD_WRITE_BEHIND_CHILD_DB";
+/// Sessions the write-behind child logs in; the first one is never validated.
+const WATCHED_SESSIONS: usize = 6;
+/// Rounds after which the child stops on its own (the parent kills it long before).
+const MAX_ROUNDS: u64 = 100;
+
+/// A [`RedbStore`] that prints every activity flush it made durable and counts them.
+///
+/// The flusher is the only caller whose batches hold nothing but activity (the child never
+/// calls `flush_activity` and never drops its engine), and its empty passes reach `commit`
+/// too, so `passes` counts the flusher's passes exactly.
+#[derive(Debug)]
+struct Watched {
+    store: RedbStore,
+    passes: std::sync::Mutex<u64>,
+    passed: std::sync::Condvar,
+}
+
+impl Watched {
+    fn passes(&self) -> u64 {
+        *self.passes.lock().unwrap()
+    }
+
+    /// Waits until `passes` flusher passes have completed. The deadline only keeps a broken
+    /// flusher from hanging the test: it is not part of any assertion.
+    fn wait_for(&self, passes: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut done = self.passes.lock().unwrap();
+        while *done < passes {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            done = self.passed.wait_timeout(done, left).unwrap().0;
+        }
+        true
+    }
+}
+
+impl SessionStore for Watched {
+    fn load(&self, now: u64, retention: u32) -> Result<StoredState, Error> {
+        self.store.load(now, retention)
+    }
+
+    fn commit(&self, changes: Vec<StoreChange>) -> Result<(), Error> {
+        let written: Option<Vec<(u64, u32)>> = changes
+            .iter()
+            .map(|change| match change {
+                StoreChange::Activity { handle, at } => Some((*handle, *at)),
+                _ => None,
+            })
+            .collect();
+        self.store.commit(changes)?;
+        if let Some(written) = written {
+            // Printed under the counter's lock, so pass numbers appear in order.
+            let mut passes = self.passes.lock().unwrap();
+            *passes += 1;
+            let out = std::io::stdout();
+            let mut out = out.lock();
+            for (handle, at) in written {
+                writeln!(out, "A {handle} {at}").unwrap();
+            }
+            writeln!(out, "P {passes}").unwrap();
+            out.flush().unwrap();
+            drop(out);
+            drop(passes);
+            self.passed.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// Not a test: the child of `kill_nine_keeps_what_the_background_flusher_wrote`.
+#[test]
+fn write_behind_child_helper() {
+    let Some(path) = std::env::var_os(WRITE_BEHIND_DB) else {
+        return;
+    };
+    write_behind_child(Path::new(&path));
+}
+
+/// Prints (never a token): `L handle created` per login; per round `B round now handles..`
+/// before validating those sessions, `V round handle now` once each validation returned,
+/// `R round passes` with the flusher passes completed by then; the store prints `A handle at`
+/// and `P pass` for every flusher pass.
+fn write_behind_child(path: &Path) {
+    let clock = ManualClock::new(T0);
+    let store = Arc::new(Watched {
+        store: RedbStore::open(path).expect("child opens the database"),
+        passes: std::sync::Mutex::new(0),
+        passed: std::sync::Condvar::new(),
+    });
+    let engine = Engine::builder()
+        .store(Arc::clone(&store) as Arc<dyn SessionStore>)
+        .settings(settings(120))
+        .clock(Arc::new(clock.clone()))
+        .activity_flush_interval(Duration::from_millis(100))
+        .build()
+        .expect("child builds its engine");
+    let say = |line: String| {
+        let out = std::io::stdout();
+        let mut out = out.lock();
+        writeln!(out, "{line}").unwrap();
+        out.flush().unwrap();
+    };
+    // End the test harness's "test write_behind_child_helper ... " line.
+    say(String::new());
+    engine
+        .add_profile(Profile::builder("staff").build().unwrap())
+        .unwrap();
+    engine.add_user("ada", "staff").unwrap();
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let sessions: Vec<(String, u64)> = (0..WATCHED_SESSIONS)
+        .map(|_| {
+            let request = LoginRequest::new("ada", ip).method(LoginMethod::Mfa);
+            let issued = engine.login(&request).unwrap().issued().unwrap();
+            let handle = issued.session.handle.as_u64();
+            say(format!("L {handle} {}", issued.session.created));
+            (issued.token.expose_secret().to_owned(), handle)
+        })
+        .collect();
+    for round in 1..=MAX_ROUNDS {
+        clock.advance(Duration::from_secs(10));
+        let now = clock.now();
+        // The first session is never validated: nothing may ever be written for it. The
+        // others skip one round in three, so the clock runs ahead of their activity.
+        let picked: Vec<&(String, u64)> = sessions
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != 0 && (i as u64 + round) % 3 != 0)
+            .map(|(_, session)| session)
+            .collect();
+        let handles: Vec<String> = picked.iter().map(|(_, h)| h.to_string()).collect();
+        say(format!("B {round} {now} {}", handles.join(" ")));
+        for (token, handle) in picked {
+            engine.validate(token, ip, Requirement::Any).unwrap();
+            say(format!("V {round} {handle} {now}"));
+        }
+        let passes = store.passes();
+        say(format!("R {round} {passes}"));
+        if !store.wait_for(passes + 2) {
+            say("STUCK".into());
+            return;
+        }
+    }
+    say("DONE".into());
+    // Leave without the engine's last flush: this child only ever ends like a crash.
+    std::mem::forget(engine);
+}
+
+/// What the parent read from the write-behind child.
+#[derive(Default)]
+struct Flushes {
+    /// Login time per handle.
+    created: HashMap<u64, u64>,
+    /// Latest time each handle may have been validated at (a round whose validations began).
+    validated_by: HashMap<u64, u64>,
+    /// Per round: its time and the handles whose validation returned.
+    rounds: HashMap<u64, (u64, Vec<u64>)>,
+    /// Per completed round: flusher passes completed when its validations had returned.
+    passes_at_round: HashMap<u64, u64>,
+    /// Per flusher pass (1-based, index 0 unused): the activity it made durable.
+    passes: Vec<Vec<(u64, u64)>>,
+}
+
+impl Flushes {
+    fn read(&mut self, line: &str, pending: &mut Vec<(u64, u64)>) {
+        let words: Vec<&str> = line.split(' ').collect();
+        let num = |at: usize| -> u64 { words[at].parse().unwrap() };
+        match words[0] {
+            "L" => {
+                self.created.insert(num(1), num(2));
+            }
+            "B" => {
+                for at in 3..words.len() {
+                    self.validated_by.insert(num(at), num(2));
+                }
+                self.rounds.insert(num(1), (num(2), Vec::new()));
+            }
+            "V" => self.rounds.get_mut(&num(1)).unwrap().1.push(num(2)),
+            "R" => {
+                self.passes_at_round.insert(num(1), num(2));
+            }
+            "A" => pending.push((num(1), num(2))),
+            "P" => {
+                if self.passes.is_empty() {
+                    self.passes.push(Vec::new());
+                }
+                assert_eq!(num(1), self.passes.len() as u64, "passes in order");
+                self.passes.push(std::mem::take(pending));
+            }
+            _ => {}
+        }
+    }
+
+    fn completed_passes(&self) -> u64 {
+        self.passes.len().saturating_sub(1) as u64
+    }
+
+    /// Latest activity of `handle` written by passes `1..=last`.
+    fn written(&self, handle: u64, last: u64) -> Option<u64> {
+        self.passes
+            .iter()
+            .take(last as usize + 1)
+            .flatten()
+            .filter(|(h, _)| *h == handle)
+            .map(|(_, at)| *at)
+            .max()
+    }
+}
+
+#[test]
+fn kill_nine_keeps_what_the_background_flusher_wrote() {
+    let exe = std::env::current_exe().unwrap();
+    let base = std::env::temp_dir().join(format!("swd-write-behind-{}", std::process::id()));
+    // Kill right after the first round is certainly flushed, and a few rounds later.
+    for kill_after in [1_u64, 4] {
+        let dir = base.join(format!("round{kill_after}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sessions.redb");
+        let mut child = Command::new(&exe)
+            .args([
+                "write_behind_child_helper",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(WRITE_BEHIND_DB, &path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (lines, received) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            // Only whole lines count: a line cut by the kill was never "returned".
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                if line.ends_with('\n') && lines.send(line.trim_end().to_owned()).is_err() {
+                    break;
+                }
+                line.clear();
+            }
+        });
+        let mut seen = Flushes::default();
+        let mut pending = Vec::new();
+        let mut last = Vec::new();
+        // Wait for the observable condition, not for a time: round `kill_after` validated,
+        // then two more flusher passes durable. The timeout only keeps a hung child from
+        // hanging the test.
+        loop {
+            let Ok(line) = received.recv_timeout(Duration::from_secs(120)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the child stopped or hung before round {kill_after} was flushed: {last:?}");
+            };
+            if line == "STUCK" {
+                let _ = child.wait();
+                panic!("no flusher pass for 60 s: the background flusher is not running");
+            }
+            seen.read(&line, &mut pending);
+            last.push(line);
+            if last.len() > 8 {
+                last.remove(0);
+            }
+            if seen
+                .passes_at_round
+                .get(&kill_after)
+                .is_some_and(|&at| seen.completed_passes() >= at + 2)
+            {
+                break;
+            }
+        }
+        child.kill().unwrap(); // SIGKILL: no last flush, no clean close
+        child.wait().unwrap();
+        // Whatever the child printed before it died counts too.
+        for line in received.iter() {
+            seen.read(&line, &mut pending);
+        }
+        reader.join().unwrap();
+        check_write_behind(&path, &seen, kill_after);
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
+
+fn check_write_behind(path: &Path, seen: &Flushes, kill_after: u64) {
+    assert_eq!(seen.created.len(), WATCHED_SESSIONS);
+    let completed = seen.completed_passes();
+    // In the child: the first pass that started after a validation returned wrote it.
+    for (round, &(at, ref handles)) in &seen.rounds {
+        let Some(&before) = seen.passes_at_round.get(round) else {
+            continue;
+        };
+        if before + 2 > completed {
+            continue;
+        }
+        for &handle in handles {
+            let written = seen.written(handle, before + 2);
+            assert!(
+                written >= Some(at),
+                "round {round}: session {handle} validated at {at}, but the second flusher \
+                 pass after that wrote {written:?}"
+            );
+        }
+    }
+    // The flusher only ever wrote values the engine had.
+    for &(handle, at) in seen.passes.iter().flatten() {
+        let created = seen.created[&handle];
+        let latest = seen.validated_by.get(&handle).copied().unwrap_or(created);
+        assert!(
+            created < at && at <= latest,
+            "session {handle}: flushed {at}, logged in at {created}, validated by {latest}"
+        );
+    }
+
+    let now = seen.rounds.values().map(|&(at, _)| at).max().unwrap_or(T0);
+    let clock = ManualClock::new(now);
+    let engine = open(path, &clock).unwrap_or_else(|err| panic!("reopen after kill -9: {err}"));
+    let stored: HashMap<u64, u64> = engine
+        .sessions(&SessionFilter::default(), None, MAX_PAGE_SIZE)
+        .unwrap()
+        .rows
+        .iter()
+        .map(|row| (row.info.handle.as_u64(), row.info.last_activity))
+        .collect();
+    assert_eq!(stored.len(), WATCHED_SESSIONS, "every session survived");
+    let flushed_round = seen.rounds[&kill_after].0;
+    for (&handle, &created) in &seen.created {
+        let last = stored[&handle];
+        // Never later than memory: at most the latest validation that may have happened.
+        let latest = seen.validated_by.get(&handle).copied().unwrap_or(created);
+        assert!(
+            last <= latest,
+            "session {handle}: stored activity {last} is later than its last validation {latest}"
+        );
+        // At least what a completed pass made durable (the child printed it after commit).
+        let written = seen.written(handle, completed).unwrap_or(created);
+        assert!(
+            last >= written,
+            "session {handle}: stored activity {last}, but a flusher pass had written {written}"
+        );
+        // The bound itself: validations of round `kill_after` had two passes after them.
+        if seen.rounds[&kill_after].1.contains(&handle) {
+            assert!(
+                last >= flushed_round,
+                "session {handle}: stored activity {last}, validated at {flushed_round} and \
+                 followed by two flusher passes before the kill"
+            );
+        }
+    }
+    let never_validated = seen
+        .created
+        .keys()
+        .find(|handle| !seen.validated_by.contains_key(handle))
+        .expect("one session is never validated");
+    assert_eq!(
+        stored[never_validated], seen.created[never_validated],
+        "nothing is written for a session never validated"
+    );
+    eprintln!(
+        "  killed after round {kill_after}: {completed} flusher passes, {} rounds begun",
+        seen.rounds.len()
+    );
 }

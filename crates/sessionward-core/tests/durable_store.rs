@@ -694,3 +694,177 @@ fn a_failed_commit_hands_out_no_token_and_is_reported() {
     assert!(engine.add_user("new", "staff").is_err());
     assert!(engine.user_profile("new").is_err(), "nothing changed");
 }
+
+// ----- a real commit failure in the redb store ---------------------------------------------------
+//
+// The test above replaces the store. This one makes the real `RedbStore` fail: a child process
+// caps the size of the files it may write (`RLIMIT_FSIZE`), so the first commit that needs the
+// database file to grow fails inside redb with `EFBIG`, the way a full disk fails with
+// `ENOSPC`. A child, because the limit applies to the whole process and the other tests of this
+// binary write files concurrently.
+
+#[cfg(target_os = "linux")]
+const FILE_LIMIT_CHILD_DB: &str = "SESSIONWARD_FILE_LIMIT_CHILD_DB";
+
+/// Sets the soft `RLIMIT_FSIZE` of this process (`None`: back to the hard limit) and ignores
+/// `SIGXFSZ`, so a write past the limit fails with `EFBIG` instead of killing the process.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)] // getrlimit/setrlimit/signal: process settings std does not expose
+fn limit_file_size(bytes: Option<u64>) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid, writable rlimit; SIG_IGN is a valid disposition; nothing
+    // is kept past the calls.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = bytes.map_or(limit.rlim_max, |bytes| bytes as libc::rlim_t);
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+}
+
+/// Not a test: the child of `a_failed_redb_commit_reaches_the_caller_changes_nothing_and_latches`.
+#[cfg(target_os = "linux")]
+#[test]
+fn file_limit_child_helper() {
+    let Some(path) = std::env::var_os(FILE_LIMIT_CHILD_DB) else {
+        return;
+    };
+    file_limit_child(Path::new(&path));
+}
+
+#[cfg(target_os = "linux")]
+fn file_limit_child(path: &Path) {
+    let clock = ManualClock::new(T0);
+    let engine = open(path, &clock).unwrap();
+    seed(&engine);
+    let kept = login(&engine, "ada", "10.0.0.1");
+    let ended = login(&engine, "bob", "10.0.0.2");
+    limit_file_size(Some(std::fs::metadata(path).unwrap().len()));
+
+    // Logins from several threads until the file has to grow: the batch that needs the growth
+    // fails, and so does every batch queued behind it. Each thread stops at its first error;
+    // none may be left waiting.
+    let (issued, errors): (Vec<Vec<Issued>>, Vec<Error>) = std::thread::scope(|scope| {
+        // Many threads: bigger batches, fewer fsyncs before the file is full.
+        let workers: Vec<_> = (0..64)
+            .map(|worker| {
+                let engine = &engine;
+                scope.spawn(move || {
+                    let mut mine = Vec::new();
+                    for i in 0..1_000_000_u32 {
+                        let from = ip(&format!("10.{worker}.{}.{}", i / 250 % 250, i % 250 + 1));
+                        let request = LoginRequest::new("eve", from).method(LoginMethod::Mfa);
+                        match engine.login(&request) {
+                            Ok(outcome) => mine.push(outcome.issued().expect("issued")),
+                            Err(err) => return (mine, err),
+                        }
+                    }
+                    panic!("the database never reached the file size limit");
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().unwrap())
+            .unzip()
+    });
+    let issued: Vec<Issued> = issued.into_iter().flatten().collect();
+    for err in &errors {
+        assert!(matches!(err, Error::StoreWrite { .. }), "{err:?}");
+        assert_names_path(err, path);
+    }
+    assert_eq!(
+        engine.stats().records,
+        2 + issued.len(),
+        "a login whose commit failed leaves no session behind"
+    );
+    assert!(
+        engine.store_error().is_none(),
+        "errors the caller received are not also kept"
+    );
+
+    // Space again; the store still refuses every commit until it is reopened.
+    limit_file_size(None);
+    let err = engine
+        .login(&LoginRequest::new("eve", ip("10.0.0.9")).method(LoginMethod::Mfa))
+        .unwrap_err();
+    assert!(matches!(err, Error::StoreWrite { .. }), "{err:?}");
+    assert_eq!(engine.stats().records, 2 + issued.len());
+    assert!(matches!(
+        engine.add_user("new", "staff"),
+        Err(Error::StoreWrite { .. })
+    ));
+    assert!(
+        engine.user_profile("new").is_err(),
+        "the directory did not change"
+    );
+    // The write-behind is refused as well.
+    clock.advance(Duration::from_secs(MIN));
+    assert!(check(&engine, &kept, "10.0.0.1").is_ok());
+    assert!(matches!(
+        engine.flush_activity(),
+        Err(Error::StoreWrite { .. })
+    ));
+    // An end whose signature cannot carry the error applies in memory and is reported.
+    assert!(engine.end_session(ended.session.handle));
+    assert_eq!(
+        check(&engine, &ended, "10.0.0.2"),
+        Err(Refusal::Ended(EndReason::Admin))
+    );
+    let reported = engine.store_error().expect("the failed end is reported");
+    assert!(matches!(reported, Error::StoreWrite { .. }), "{reported:?}");
+    assert_names_path(&reported, path);
+    drop(engine);
+
+    // Reopened: exactly the sessions whose login returned, nothing of what failed.
+    let engine = open(path, &clock).unwrap();
+    assert!(check(&engine, &kept, "10.0.0.1").is_ok());
+    for session in &issued {
+        let from = session.session.source_ip.to_string();
+        assert!(
+            check(&engine, session, &from).is_ok(),
+            "a login that returned before the failure survives"
+        );
+    }
+    assert_eq!(engine.stats().records, 2 + issued.len());
+    assert!(engine.user_profile("new").is_err());
+    println!(
+        "CHECKED {} logins durable, {} refused at the file size limit: {}",
+        issued.len(),
+        errors.len(),
+        errors[0]
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_failed_redb_commit_reaches_the_caller_changes_nothing_and_latches() {
+    let dir = TempDir::new("file-limit");
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "file_limit_child_helper",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(FILE_LIMIT_CHILD_DB, dir.db())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // The child prints no token: its messages name handles and counts only.
+    assert!(
+        output.status.success() && stdout.contains("CHECKED"),
+        "the child failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let checked = stdout
+        .split("CHECKED")
+        .nth(1)
+        .and_then(|rest| rest.lines().next());
+    eprintln!("  {}", checked.unwrap_or_default());
+}

@@ -6,7 +6,7 @@
 //! | table | key | value |
 //! | --- | --- | --- |
 //! | `meta` | `&str` | `format_version` (u64), `settings`, `next_profile` (u32), `next_user` (u64) |
-//! | `sessions` | login time << 64 \| sequence, `u128` | the session row (72 bytes, see the codec) |
+//! | `sessions` | login time << 64 \| sequence, `u128` | the session row (68 bytes, see the codec) |
 //! | `ends` | handle `u64` | reason << 32 \| time |
 //! | `activity` | handle `u64` | last activity written behind, `u32` seconds |
 //! | `levels` | handle `u64` | level after a step-up, `u8` |
@@ -47,10 +47,13 @@ use super::codec::{self, Malformed};
 use super::{SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::Error;
 
-/// The format version this build writes and the only one it reads.
+/// The format version this build writes, and the newest it opens (newer files are refused
+/// with [`Error::StoreVersion`]).
 ///
-/// Version 2 keys sessions by selector and SHA-256 prefix (64-character split tokens);
-/// version 1 files hold sessions of 53-character tokens, which no longer validate.
+/// Version 2 keys sessions by selector and SHA-256 prefix (64-character split tokens).
+/// Version 1 files hold sessions of 53-character tokens, which no longer validate: they are
+/// migrated at open, keeping their org (settings, profiles, users) and dropping their
+/// sessions.
 pub const FORMAT_VERSION: u64 = 2;
 
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -105,7 +108,15 @@ struct Inner {
     work: Condvar,
     /// Signalled when a batch is committed or failed.
     done: Condvar,
+    /// Test-only fault injection, run before each batch is written: lets a unit test fail a
+    /// chosen batch, and hold it while more commits queue behind it.
+    #[cfg(test)]
+    fault: Mutex<Option<Fault>>,
 }
+
+/// A unit test's fault, run before each batch is written: an error fails the batch.
+#[cfg(test)]
+type Fault = Box<dyn FnMut() -> Result<(), Error> + Send>;
 
 struct Rows {
     /// Sequence number of the next session row (unique within a login second).
@@ -227,6 +238,8 @@ impl RedbStore {
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             done: Condvar::new(),
+            #[cfg(test)]
+            fault: Mutex::new(None),
         });
         let committer = {
             let worker = Arc::clone(&inner);
@@ -453,6 +466,12 @@ impl Inner {
                 if queue.pending.is_empty() {
                     return;
                 }
+                if queue.failure.is_some() {
+                    // The latch covers batches queued before the failure too: their waiters
+                    // were woken with the failure, so nothing of theirs may reach the file.
+                    queue.pending.clear();
+                    continue;
+                }
                 let batch = queue.filling;
                 queue.filling += 1;
                 (std::mem::take(&mut queue.pending), batch)
@@ -477,6 +496,10 @@ impl Inner {
 
     /// One write transaction for a batch of changes.
     fn write(&self, changes: &[StoreChange]) -> Result<(), Error> {
+        #[cfg(test)]
+        if let Some(fault) = self.fault.lock().as_mut() {
+            fault()?;
+        }
         let fail = |err: redb::Error| Error::StoreWrite {
             path: self.path.clone(),
             reason: err.to_string(),
@@ -789,4 +812,115 @@ fn load(
     dead.handles.extend(activity.into_keys());
     dead.handles.extend(levels.into_keys());
     Ok((state, dead))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{EndReason, LoginMethod, SecurityLevel, SessionType};
+
+    const NOW: u32 = 1_700_000_000;
+
+    fn session(n: u8) -> StoredSession {
+        StoredSession {
+            digest: [n; 28],
+            origin: IpAddr::from([10, 0, 0, n]),
+            created: NOW,
+            last_activity: NOW,
+            absolute_deadline: NOW + 3600,
+            idle_secs: 1800,
+            user: 0,
+            profile: 0,
+            level: SecurityLevel::Standard,
+            session_type: SessionType::Ui,
+            method: LoginMethod::Password,
+            ip_locked: false,
+            browser_bound: false,
+            ended: None,
+        }
+    }
+
+    /// The latch, with a failure redb itself does not latch (after an I/O error redb refuses
+    /// every later write on its own, which would hide a store that kept writing).
+    #[test]
+    fn a_failed_batch_fails_the_batches_queued_behind_it_and_every_later_commit() {
+        let dir = std::env::temp_dir().join(format!("swd-latch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sessions.redb");
+        let store = RedbStore::open(&path).unwrap();
+        store.load(u64::from(NOW), 3600).unwrap();
+        store
+            .commit(vec![StoreChange::Created(session(1))])
+            .unwrap();
+
+        let failure = Error::StoreWrite {
+            path: path.clone(),
+            reason: "injected".into(),
+        };
+        let (writing, entered) = mpsc::channel();
+        let (release, released) = mpsc::channel::<()>();
+        let injected = failure.clone();
+        let mut batches = 0;
+        // Only the first batch fails: a store that wrote on after it would succeed.
+        *store.inner.fault.lock() = Some(Box::new(move || {
+            batches += 1;
+            if batches > 1 {
+                return Ok(());
+            }
+            writing.send(()).unwrap();
+            released.recv().unwrap();
+            Err(injected.clone())
+        }));
+        std::thread::scope(|scope| {
+            let failing = scope.spawn(|| store.commit(vec![StoreChange::Created(session(2))]));
+            entered.recv().unwrap();
+            let queued = scope.spawn(|| {
+                store.commit(vec![
+                    StoreChange::Created(session(3)),
+                    StoreChange::Ended {
+                        handle: session(1).handle().as_u64(),
+                        reason: EndReason::Admin,
+                        at: NOW,
+                    },
+                ])
+            });
+            // Fail the batch being written only once the next one is queued behind it.
+            while store.inner.queue.lock().pending.is_empty() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            release.send(()).unwrap();
+            assert_eq!(failing.join().unwrap(), Err(failure.clone()));
+            assert_eq!(
+                queued.join().unwrap(),
+                Err(failure.clone()),
+                "a batch queued before the failure fails with it"
+            );
+        });
+        assert_eq!(
+            store.commit(vec![StoreChange::Created(session(4))]),
+            Err(failure),
+            "every later commit is refused"
+        );
+        drop(store);
+
+        let store = RedbStore::open(&path).unwrap();
+        let loaded = store.load(u64::from(NOW), 3600).unwrap();
+        let kept: Vec<(u8, bool)> = loaded
+            .sessions
+            .iter()
+            .map(|session| (session.digest[0], session.ended.is_some()))
+            .collect();
+        assert_eq!(
+            kept,
+            [(1, false)],
+            "nothing of a failed or refused batch reached the file"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
