@@ -1069,5 +1069,8 @@ fn one_session_by_handle_is_shown_while_live_and_never_refreshed() {
     assert_eq!(shown.user, issued.session.user);
     assert!(org.engine.end_session(issued.session.handle));
     assert_eq!(org.engine.session(issued.session.handle), None);
-    assert_eq!(org.engine.session("swh_0000000000000001".parse().unwrap()), None);
+    assert_eq!(
+        org.engine.session("swh_0000000000000001".parse().unwrap()),
+        None
+    );
 }
