@@ -1,6 +1,7 @@
 """A Flask app protected by sessionward: login (with the emailed-code challenge), a
 HIGH_ASSURANCE page with step-up, password change, an admin session list with End Session,
-logout, a JSON API with bearer tokens, the browser-close beacon and an OAuth token endpoint.
+logout, a JSON API with bearer tokens, the browser-close beacon, an OAuth token endpoint and an
+API route for OAuth clients (``/api/reports``, scope ``read``).
 
 Run it (``pip install flask waitress``)::
 
@@ -189,6 +190,13 @@ def create_app(
         summary["client_ip"] = str(_auth().client_ip)
         return jsonify(summary)
 
+    @app.get("/api/reports")
+    def api_reports() -> Any:
+        # An OAuth resource: the middleware let through only an access token granted "read".
+        grant = _auth().access_grant
+        assert grant is not None, "a scoped route: the middleware authorized an access token"
+        return jsonify(client_id=grant.client_id, scopes=grant.scopes, user=grant.session.user)
+
     app.wsgi_app = SessionMiddleware(  # type: ignore[method-assign]
         app.wsgi_app,
         org,
@@ -199,7 +207,9 @@ def create_app(
         login_url="/login",
         step_up_url="/step-up",
         api_prefixes=["/api/"],
-        routes=RouteRequirements({"/setup": Requirement(operation="setup")}),
+        routes=RouteRequirements(
+            {"/setup": Requirement(operation="setup"), "/api/reports": Requirement(scopes="read")}
+        ),
         token_path="/oauth/token" if hasattr(org, "grant_client_credentials") else None,
     )
     return app

@@ -1,6 +1,7 @@
 """A Starlette app protected by sessionward: login (with the emailed-code challenge), a
 HIGH_ASSURANCE page with step-up, password change, an admin session list with End Session,
-logout, a JSON API with bearer tokens, the browser-close beacon and an OAuth token endpoint.
+logout, a JSON API with bearer tokens, the browser-close beacon, an OAuth token endpoint and an
+API route for OAuth clients (``/api/reports``, scope ``read``).
 
 Run it (``pip install starlette uvicorn``)::
 
@@ -175,11 +176,21 @@ def create_app(
         summary["client_ip"] = str(_auth(request).client_ip)
         return JSONResponse(summary)
 
+    async def api_reports(request: Request) -> Response:
+        # An OAuth resource: the middleware let through only an access token granted "read".
+        grant = _auth(request).access_grant
+        assert grant is not None, "a scoped route: the middleware authorized an access token"
+        return JSONResponse(
+            {"client_id": grant.client_id, "scopes": grant.scopes, "user": grant.session.user}
+        )
+
     async def whoami(request: Request) -> Response:
         auth = _auth(request)
         return JSONResponse({"client_ip": str(auth.client_ip)})
 
-    routes = RouteRequirements({"/setup": Requirement(operation="setup")})
+    routes = RouteRequirements(
+        {"/setup": Requirement(operation="setup"), "/api/reports": Requirement(scopes="read")}
+    )
     app = Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -195,6 +206,7 @@ def create_app(
             Route("/logout", logout, methods=["POST"]),
             Route("/api/login", api_login, methods=["POST"]),
             Route("/api/me", api_me),
+            Route("/api/reports", api_reports),
         ],
         middleware=[
             Middleware(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import ClassVar, Final, final
 
 __all__ = [
+    "AccessGrant",
     "AlreadyExists",
     "CHECK_CODES",
     "CapAction",
@@ -370,11 +371,20 @@ class StoreError(SessionwardError, OSError):
     written by a newer sessionward, or a write failed. The message names the file and cause."""
 
 class OAuthError(SessionwardError):
-    """A client-credentials grant was refused. ``code`` is the RFC 6749 section 5.2 error code:
-    ``invalid_client``, ``invalid_scope``, ``unauthorized_client`` or ``server_error``. The
-    message never contains the client secret."""
+    """An OAuth 2.0 request was refused; ``code`` is the RFC error code.
+
+    - `Org.grant_client_credentials` (RFC 6749 section 5.2): ``invalid_client``,
+      ``invalid_scope``, ``unauthorized_client`` or ``server_error``.
+    - `Org.authorize_access_token` (RFC 6750 section 3.1): ``invalid_token`` when the token's
+      session is valid but it is not an access token granted to a client (a browser or API
+      login's token, say), ``insufficient_scope`` when a requested scope was not granted (the
+      message names it). A session refusal raises the `SessionError` subclass `Org.validate`
+      raises instead (its RFC 6750 code is ``invalid_token`` too).
+
+    The message never contains the client secret or a token."""
 
     code: str
+    """The RFC 6749 / RFC 6750 error code."""
 
 class SessionError(SessionwardError):
     """A validation (or logout, step-up) was refused: exactly one subclass per reason.
@@ -586,7 +596,8 @@ class ManualClock:
 class Session:
     """Public facts about a session. There is no token attribute.
 
-    Returned by `validate`, `step_up`, `Issued.session` and the rows of `sessions()`.
+    Returned by `validate`, `step_up`, `session`, `Issued.session`, `Grant.session`,
+    `AccessGrant.session` and the rows of `sessions()`.
     """
 
     @property
@@ -664,6 +675,21 @@ class Grant:
     @property
     def session(self) -> Session:
         """The OAUTH2 session behind the token (listed and ended like any other)."""
+
+@final
+class AccessGrant:
+    """An access token that passed `Org.authorize_access_token`. Holds no token; its `repr`
+    shows the client, the scopes and the session."""
+
+    @property
+    def session(self) -> Session:
+        """The OAUTH2 session behind the token (its last activity refreshed by the check)."""
+    @property
+    def client_id(self) -> str:
+        """The client the token was granted to."""
+    @property
+    def scopes(self) -> list[str]:
+        """Every scope the token was granted (not only those required), sorted."""
 
 @final
 class ChallengeRequired:
@@ -923,6 +949,11 @@ class Org:
     def end_session(self, handle: str) -> bool:
         """Ends one session by its public handle (admin); whether a live session ended.
         `InvalidInput` if `handle` is not ``swh_`` + 16 hex digits."""
+    def session(self, handle: str) -> Session | None:
+        """The live session with this public handle (the admin view of one session), or
+        `None` if it ended, expired or never existed. Only reads: last activity is not
+        refreshed. `InvalidInput` if `handle` is not ``swh_`` + 16 hex digits, `TypeError` if
+        it is not a `str`."""
     def reset_password(self, user: str) -> int:
         """A password reset: ends all the user's sessions (`PASSWORD_RESET`); returns how many."""
     def end_user_sessions(self, user: str) -> int:
@@ -970,7 +1001,13 @@ class Org:
         a single space-separated str raises `TypeError`); returns the client secret, shown
         only here."""
     def remove_oauth_client(self, client_id: str) -> bool:
-        """Removes a client; tokens already granted stay valid until they expire or are ended."""
+        """Removes a client; tokens already granted stay valid until they expire or are ended
+        (`revoke_oauth_client` ends them)."""
+    def revoke_oauth_client(self, client_id: str) -> int:
+        """Ends every live access token granted to `client_id` (`EndReason.ADMIN`), and only
+        those: other clients running as the same integration user keep theirs. Returns how
+        many ended. The client stays registered (and may be granted new tokens): remove it
+        too to shut it out."""
     def oauth_clients(self) -> list[tuple[str, str, list[str]]]:
         """The registered clients as ``(client_id, run_as, scopes)``, sorted by id."""
     def grant_client_credentials(
@@ -980,3 +1017,19 @@ class Org:
         secret and the space-separated `scope` (None = every registered scope), then logs the
         run-as user in from `ip` as an OAUTH2 session under that user's profile policy. Raises
         `OAuthError` with the RFC error code."""
+    def authorize_access_token(
+        self, token: str, ip: str | _IPAddress, scope: str | Iterable[str] | None = None
+    ) -> AccessGrant:
+        """Checks an access token presented to a resource server (RFC 6750): its session must
+        validate from `ip` (every rule of `validate`), it must have been granted by this org's
+        client-credentials grant, and it must carry every scope in `scope` (a space-separated
+        `str` as in RFC 6749 section 3.3, or an iterable of scope names; `None` or empty
+        requires none). Returns an `AccessGrant`; only a token that passes refreshes its
+        session's last activity.
+
+        Raises, in this order: the `SessionError` subclass `validate` raises for the session
+        (`MalformedToken`, `SessionEnded`, ...); `OAuthError` with ``code="invalid_token"`` for
+        a valid session that is not an access token; `OAuthError` with
+        ``code="insufficient_scope"`` naming the first scope not granted. `TypeError` if
+        `token` is not a `str` or `scope` is neither a `str` nor an iterable of `str` (naming
+        the item); `InvalidInput` for a bad address."""

@@ -124,6 +124,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
     - `api_prefixes`: paths answered in API style (JSON 401), besides any bearer request.
     - `routes`: a `RouteRequirements` (or mapping of pattern to `Requirement`) checked before
       the app runs; use `sessionward.web.requires` on a view for the same in the view.
+      ``Requirement(scopes=...)`` serves a route to OAuth clients: a bearer access token with
+      those scopes, refused per RFC 6750 (401 ``invalid_token``, 403 ``insufficient_scope``).
     - `beacon_path`: the browser-close beacon (``None`` disables it).
     - `token_path`: serve the OAuth 2.0 client-credentials token endpoint here (off by default).
     """

@@ -13,11 +13,14 @@ their protocol. The pieces can be used on their own:
   nor login IP ranges can be bypassed with a spoofed header.
 * **Per-route requirements**: `Requirement`, `RouteRequirements` (path patterns handed to the
   middleware) and the `requires` decorator (re-validates inside a Starlette endpoint or a Flask
-  view with the stricter requirement).
+  view with the stricter requirement). ``Requirement(scopes=...)`` makes a route an OAuth 2.0
+  resource: only an access token from the org's token endpoint, presented as ``Authorization:
+  Bearer``, with every listed scope, passes (`Org.authorize_access_token`).
 * **Refusals**: `refusal_response` maps a missing token or a `SessionError` to one answer: JSON
   401 ``{"error": "<code>"}`` with ``WWW-Authenticate: Bearer`` for API requests, a 303 redirect
   to the login (or step-up) page for browsers, and a clearing cookie whenever the refusal means
-  the session is over.
+  the session is over. `access_token_refusal` answers a refused access token on a scoped route
+  per RFC 6750 section 3: 401 ``invalid_token`` or 403 ``insufficient_scope``.
 * **Browser close**: `BEACON_JS`, the snippet that posts to the beacon path on ``pagehide``, and
   `handle_beacon`, which ends a browser-bound session.
 * **OAuth 2.0 token endpoint**: `handle_token_request`, the client-credentials grant (RFC 6749
@@ -45,8 +48,10 @@ from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVa
 
 from sessionward import _native, jobs
 from sessionward._native import (
+    AccessGrant,
     Issued,
     LoginMethod,
+    OAuthError,
     SecurityLevel,
     Session,
     SessionError,
@@ -75,6 +80,7 @@ __all__ = [
     "RequestAuth",
     "RouteRequirements",
     "WebResponse",
+    "access_token_refusal",
     "beacon_script",
     "bearer_token",
     "clearing_cookie",
@@ -556,16 +562,61 @@ class ClientIpResolver:
 @dataclasses.dataclass(frozen=True, slots=True)
 class Requirement:
     """What a route needs beyond a valid session: an operation name (checked against the org's
-    high-assurance operations at each request) or a minimum security level, not both."""
+    high-assurance operations at each request) or a minimum security level, not both; or, for
+    an API served to OAuth clients, `scopes`.
+
+    With `scopes` (a space-separated ``str`` or scope names; stored sorted, without repeats)
+    the route takes only an access token granted by the org's client-credentials grant,
+    presented in the ``Authorization: Bearer`` header (RFC 6750 section 2.1; a session cookie
+    is never an access token), carrying every listed scope (``scopes=()``: any access token).
+    It is checked with `Org.authorize_access_token`, and refused per RFC 6750 section 3 (see
+    `access_token_refusal`). Scopes are not combined with `operation` or `level`: access
+    tokens are checked by their scopes alone.
+    """
 
     operation: str | None = None
     level: SecurityLevel | None = None
+    scopes: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
         if self.operation is not None and self.level is not None:
             raise ValueError("a requirement names an operation or a level, not both")
         if self.operation is not None and not self.operation:
             raise ValueError("operation must be a non-empty name")
+        if self.scopes is not None:
+            if self.operation is not None or self.level is not None:
+                raise ValueError(
+                    "a requirement names scopes, or an operation or a level: access tokens are "
+                    "checked by their scopes alone"
+                )
+            # Frozen: set once here, so that equal requirements compare (and hash) equal.
+            object.__setattr__(self, "scopes", _scope_names(self.scopes))
+
+
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+\Z")
+
+
+def _scope_names(scopes: object) -> tuple[str, ...]:
+    """`Requirement.scopes` as a sorted tuple of RFC 6749 scope-tokens. Refused items are
+    named by position, never echoed: the text is the caller's and could hold anything."""
+    items: list[object]
+    if isinstance(scopes, str):
+        items = [item for item in scopes.split(" ") if item]
+    elif isinstance(scopes, Iterable):
+        items = list(scopes)
+    else:
+        raise TypeError(f"scopes: expected a str or an iterable of str, got {type(scopes).__name__}")
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"scopes[{index}]: expected str, got {type(item).__name__}")
+        # Printable ASCII without space, quote or backslash: also what lets the scopes be
+        # quoted in a WWW-Authenticate header as they are.
+        if not _SCOPE_TOKEN.match(item):
+            raise ValueError(
+                f"scopes[{index}] is not an RFC 6749 scope-token (1 or more printable ASCII "
+                "characters, no space, quote or backslash)"
+            )
+    return tuple(sorted(set(cast(list[str], items))))
 
 
 _DOT_SEGMENT = re.compile(r"(?:^|/)\.{1,2}(?:/|$)")
@@ -724,6 +775,47 @@ def refusal_response(
     return redirect_response(_with_next(target, next_path), *headers)
 
 
+def access_token_refusal(
+    error: SessionError | OAuthError | None, *, scopes: Sequence[str] = ()
+) -> WebResponse:
+    """The answer to a refused access token on a route that requires OAuth `scopes` (RFC 6750
+    section 3), always API style, never touching a cookie. ``WWW-Authenticate: Bearer
+    realm="sessionward"`` carries ``scope="<scopes>"`` (the route's, space-separated) when
+    there are any, and:
+
+    - no token (`error` is `None`): no error code (section 3.1), 401 ``{"error":
+      "missing_token"}``;
+    - a `SessionError` (the token's session does not validate): ``error="invalid_token"`` and
+      ``error_description="<reason code>"``, 401 ``{"error": "invalid_token",
+      "error_description": "<reason code>"}`` (``ended_admin``, ``expired_idle``...);
+    - `OAuthError` ``invalid_token`` (a valid session, but not an access token):
+      the same with ``not_an_access_token``;
+    - `OAuthError` ``insufficient_scope``: ``error="insufficient_scope"``, 403 ``{"error":
+      "insufficient_scope", "scope": "<scopes>"}`` (``scope`` only when there are scopes).
+    """
+    challenge = 'Bearer realm="sessionward"'
+    scope = " ".join(scopes)
+    if error is None:
+        payload: dict[str, object] = {"error": "missing_token"}
+        status = 401
+    elif isinstance(error, OAuthError) and error.code == "insufficient_scope":
+        payload = {"error": "insufficient_scope"}
+        if scope:
+            payload["scope"] = scope
+        challenge += ', error="insufficient_scope"'
+        status = 403
+    else:
+        reason = error.code if isinstance(error, SessionError) else "not_an_access_token"
+        payload = {"error": "invalid_token", "error_description": reason}
+        challenge += f', error="invalid_token", error_description="{reason}"'
+        status = 401
+    if scope:
+        # Safe to quote as is: `Requirement` admits only scope-tokens (no quote, backslash,
+        # space or control character).
+        challenge += f', scope="{scope}"'
+    return json_response(status, payload, ("WWW-Authenticate", challenge))
+
+
 def _error_response(status: int, code: str) -> WebResponse:
     return json_response(status, {"error": code})
 
@@ -737,11 +829,12 @@ class RequestAuth:
     `current_request` while the request runs.
 
     `session` is the validated `Session` (`None` on exempt paths, where the token, if any, is
-    not checked). The token itself is not exposed: the methods that need it (`logout`,
-    `step_up`, `revalidate`) use it for you. Its ``repr`` never shows it.
+    not checked). On a route that requires OAuth scopes, `access_grant` is the `AccessGrant`
+    (the client and its scopes), else `None`. The token itself is not exposed: the methods that
+    need it (`logout`, `step_up`, `revalidate`) use it for you. Its ``repr`` never shows it.
     """
 
-    __slots__ = ("_token", "api", "client_ip", "cookie", "org", "session", "_refuse")
+    __slots__ = ("_token", "access_grant", "api", "client_ip", "cookie", "org", "session", "_refuse")
 
     def __init__(
         self,
@@ -752,7 +845,8 @@ class RequestAuth:
         api: bool,
         cookie: CookieSettings,
         session: Session | None,
-        refuse: Callable[[SessionError | None], WebResponse],
+        refuse: Callable[[SessionError | OAuthError | None], WebResponse],
+        access_grant: AccessGrant | None = None,
     ) -> None:
         self.org = org
         self._token = token
@@ -760,6 +854,7 @@ class RequestAuth:
         self.api = api
         self.cookie = cookie
         self.session = session
+        self.access_grant = access_grant
         self._refuse = refuse
 
     def __repr__(self) -> str:
@@ -776,17 +871,28 @@ class RequestAuth:
 
     def revalidate(self, requirement: Requirement) -> Session:
         """Validates the token again with `requirement` (for a view that needs more than its
-        route's requirement); updates `session`. Raises the `SessionError` on refusal."""
+        route's requirement); updates `session`. Raises the `SessionError` on refusal. With
+        `Requirement.scopes`, the token is authorized as an access token instead (updating
+        `access_grant` too), which may also raise `OAuthError`."""
         if self._token is None:
             raise LookupError("the request carries no session token")
+        if requirement.scopes is not None:
+            # Validating would ignore the scopes: a scoped requirement is an access-token check.
+            grant = self.org.authorize_access_token(
+                self._token, self.client_ip, requirement.scopes
+            )
+            self.access_grant = grant
+            self.session = grant.session
+            return grant.session
         session = self.org.validate(
             self._token, self.client_ip, requirement.operation, requirement.level
         )
         self.session = session
         return session
 
-    def refusal(self, error: SessionError | None) -> WebResponse:
-        """The middleware's answer to `error` for this request (see `refusal_response`)."""
+    def refusal(self, error: SessionError | OAuthError | None) -> WebResponse:
+        """The middleware's answer to `error` for this request (see `refusal_response`; on a
+        scoped route, or for an `OAuthError`, `access_token_refusal`)."""
         return self._refuse(error)
 
     def step_up(self, method: LoginMethod) -> Session:
@@ -1206,10 +1312,16 @@ class Gate:
         if client_ip is None:
             return None, _error_response(400, "client_address_unavailable")
         token, from_header, cookie_sent = self.token_of(request)
-        api = self.is_api(request.path, from_header)
+        exempt = request.path in self.exempt
+        requirement = None if exempt else self.routes.lookup(request.method, request.path)
+        scopes = None if requirement is None else requirement.scopes
+        # A scoped route serves OAuth clients: always API style.
+        api = scopes is not None or self.is_api(request.path, from_header)
         next_path = request.path + (f"?{request.query}" if request.query else "")
 
-        def refuse(error: SessionError | None) -> WebResponse:
+        def refuse(error: SessionError | OAuthError | None) -> WebResponse:
+            if scopes is not None or isinstance(error, OAuthError):
+                return access_token_refusal(error, scopes=scopes or ())
             return refusal_response(
                 error,
                 api=api,
@@ -1229,11 +1341,22 @@ class Gate:
             session=None,
             refuse=refuse,
         )
-        if request.path in self.exempt:
+        if exempt:
+            return auth, None
+        if scopes is not None:
+            if not from_header:
+                # A cookie holds a browser session, never an access token (RFC 6750 2.1).
+                return None, refuse(None)
+            assert token is not None
+            try:
+                auth.access_grant = self.org.authorize_access_token(token, client_ip, scopes)
+            except (SessionError, OAuthError) as refused:
+                return None, refuse(refused)
+            auth.session = auth.access_grant.session
             return auth, None
         if token is None:
             return None, refuse(None)
-        requirement = self.routes.lookup(request.method, request.path) or Requirement()
+        requirement = requirement or Requirement()
         try:
             auth.session = self.org.validate(
                 token, client_ip, requirement.operation, requirement.level

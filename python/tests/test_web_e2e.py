@@ -533,3 +533,49 @@ def test_named_credential_pointing_at_the_org_over_http(make_site: SiteFactory) 
             kind=jobs.JobKind.SCHEDULED,
             credentials=registry,
         )
+
+
+def test_scoped_api_route_over_http(make_site: SiteFactory) -> None:
+    """``/api/reports`` in the example apps requires scope ``read``: an access token with it
+    passes (the view sees the client and scopes), one without it is 403 insufficient_scope, a
+    browser or API login is not an access token, and a revoked client's token is
+    invalid_token, each with an RFC 6750 ``WWW-Authenticate: Bearer`` challenge."""
+    site = make_site(trusted_ranges=["127.0.0.0/8"])
+    site.org.add_user("integration", "staff")
+    secret = remember_secret(site.org.register_oauth_client("reporting", "integration", ["read", "write"]))
+    c = site.client()
+
+    def access_token(scope: str) -> str:
+        r = c.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials", "scope": scope},
+            auth=("reporting", secret),
+        )
+        assert r.status_code == 200
+        return remember_secret(r.json()["access_token"])
+
+    read, write = access_token("read"), access_token("read write")
+    only_write = access_token("write")
+    r = c.get("/api/reports", headers={"Authorization": f"Bearer {read}"})
+    assert r.status_code == 200
+    assert r.json() == {"client_id": "reporting", "scopes": ["read"], "user": "integration"}
+    assert c.get("/api/reports", headers={"Authorization": f"Bearer {write}"}).json()["scopes"] == ["read", "write"]
+
+    r = c.get("/api/reports", headers={"Authorization": f"Bearer {only_write}"})
+    assert r.status_code == 403 and r.json()["error"] == "insufficient_scope"
+    assert r.headers["www-authenticate"] == 'Bearer realm="sessionward", error="insufficient_scope", scope="read"'
+
+    browser = site.login("ada")
+    r = browser.get("/api/reports")
+    assert r.status_code == 401 and r.json() == {"error": "missing_token"}, "a cookie is not an access token"
+    assert "set-cookie" not in r.headers and browser.get("/api/me").status_code == 200
+    api = site.client().post("/api/login", data={"user": "ada", "password": demo.DEMO_PASSWORDS["ada"]})
+    api_token = remember_secret(api.json()["access_token"])
+    r = c.get("/api/reports", headers={"Authorization": f"Bearer {api_token}"})
+    assert r.status_code == 401 and r.json()["error_description"] == "not_an_access_token"
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+
+    assert site.org.revoke_oauth_client("reporting") == 3
+    r = c.get("/api/reports", headers={"Authorization": f"Bearer {read}"})
+    assert r.status_code == 401 and r.json() == {"error": "invalid_token", "error_description": "ended_admin"}
+    assert r.headers["www-authenticate"].startswith('Bearer realm="sessionward", error="invalid_token"')

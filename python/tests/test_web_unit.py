@@ -1,6 +1,6 @@
 """Unit tests of sessionward.web (headers, client IP, cookies, requirements, refusals, the OAuth
-token endpoint against a fake org) and of the middlewares in process (httpx's ASGI and WSGI
-transports, no server)."""
+token endpoint against a fake org, routes that require OAuth scopes) and of the middlewares in
+process (httpx's ASGI and WSGI transports, no server)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
 import pytest
-from conftest import TrackedOrg, issue
+from conftest import MINUTE, START, TrackedOrg, issue, remember_secret
 
 import sessionward as sw
 from sessionward import jobs
@@ -31,6 +32,7 @@ from sessionward.web import (
     RouteRequirements,
     WebResponse,
     _Request,
+    access_token_refusal,
     bearer_token,
     beacon_script,
     clearing_cookie,
@@ -45,6 +47,7 @@ from sessionward.web import (
 from sessionward.wsgi import SessionMiddleware as WsgiMiddleware
 
 ip = ipaddress.ip_address
+START_DATETIME = datetime.fromtimestamp(START, timezone.utc)
 
 
 # ----------------------------------------------------------------------------- client IP
@@ -687,3 +690,186 @@ def test_unknown_token_in_process(org: TrackedOrg) -> None:
     with httpx.Client(transport=httpx.WSGITransport(app=app, remote_addr="10.1.2.3"), base_url="http://t") as c:
         r = c.get("/api/x", headers={"Authorization": f"Bearer {fake}"})
     assert r.status_code == 401 and r.json() == {"error": "unknown"}
+
+
+# ----------------------------------------------------------------------------- OAuth scopes on routes
+
+
+def test_requirement_scopes_are_normalised_and_checked() -> None:
+    assert Requirement(scopes="read  write read").scopes == ("read", "write")
+    assert Requirement(scopes=["write", "read"]) == Requirement(scopes="read write")
+    assert hash(Requirement(scopes=["write", "read"])) == hash(Requirement(scopes=("read", "write")))
+    assert Requirement(scopes="").scopes == () and Requirement(scopes=[]).scopes == ()
+    assert Requirement().scopes is None, "no scopes: not an OAuth route"
+    with pytest.raises(ValueError, match="scopes, or an operation or a level"):
+        Requirement(operation="setup", scopes="read")
+    with pytest.raises(ValueError, match="scopes, or an operation or a level"):
+        Requirement(level=sw.SecurityLevel.STANDARD, scopes=())
+    with pytest.raises(TypeError, match=r"scopes\[1\]: expected str, got int"):
+        Requirement(scopes=["read", 5])  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="scopes: expected a str or an iterable of str, got int"):
+        Requirement(scopes=5)  # type: ignore[arg-type]
+    secret_looking = make_token_for_tests(os.urandom(32))
+    for bad in ('a"b', "a\\b", "tab\there", "é"):
+        with pytest.raises(ValueError, match=r"scopes\[0\] is not an RFC 6749 scope-token") as refused:
+            Requirement(scopes=[f"{bad}{secret_looking}"])
+        assert "swd_" not in str(refused.value), "the refused item is named, never echoed"
+
+
+def oauth_org(make_org: Any) -> Any:
+    """A tracked org with an integration user, a client granted read/write, and a staff user."""
+    org = make_org(
+        profiles=(sw.Profile("staff"), sw.Profile("integrations")),
+        users={"ada": "staff", "bot": "integrations"},
+    )
+    org.client_secret = org.register_oauth_client("reports", "bot", ["read", "write"])
+    remember_secret(org.client_secret)
+    return org
+
+
+def grant_token(org: Any, scope: str | None) -> tuple[str, str]:
+    """(access token, session handle) of a fresh grant."""
+    grant = org.grant_client_credentials("reports", org.client_secret, scope, "10.1.2.3")
+    return remember_secret(grant.access_token), grant.session.handle
+
+
+def challenge_of(response: WebResponse) -> str:
+    value = response.header("WWW-Authenticate")
+    assert value is not None and value.startswith('Bearer realm="sessionward"')
+    return value
+
+
+def test_access_token_refusal_follows_rfc6750(make_org: Any) -> None:
+    org = oauth_org(make_org)
+    token, _ = grant_token(org, "read")
+    with pytest.raises(sw.OAuthError) as insufficient:
+        org.authorize_access_token(token, "10.1.2.3", "write")
+    with pytest.raises(sw.OAuthError) as not_access:
+        org.authorize_access_token(issue(org, ip="10.1.2.3"), "10.1.2.3")
+    with pytest.raises(sw.SessionError) as malformed:
+        org.authorize_access_token("nope", "10.1.2.3")
+
+    missing = access_token_refusal(None, scopes=("read", "write"))
+    assert missing.status == 401 and json.loads(missing.body) == {"error": "missing_token"}
+    # No error code without credentials (RFC 6750 section 3.1), but the scope needed.
+    assert challenge_of(missing) == 'Bearer realm="sessionward", scope="read write"'
+
+    r = access_token_refusal(insufficient.value, scopes=("write",))
+    assert r.status == 403 and json.loads(r.body) == {"error": "insufficient_scope", "scope": "write"}
+    assert challenge_of(r) == 'Bearer realm="sessionward", error="insufficient_scope", scope="write"'
+
+    r = access_token_refusal(not_access.value, scopes=())
+    assert r.status == 401
+    assert json.loads(r.body) == {"error": "invalid_token", "error_description": "not_an_access_token"}
+    assert challenge_of(r) == 'Bearer realm="sessionward", error="invalid_token", error_description="not_an_access_token"'
+
+    r = access_token_refusal(malformed.value, scopes=("read",))
+    assert r.status == 401 and json.loads(r.body) == {"error": "invalid_token", "error_description": "malformed"}
+    assert challenge_of(r).endswith('error="invalid_token", error_description="malformed", scope="read"')
+    for response in (missing, r):
+        assert response.header("Set-Cookie") is None and response.header("Cache-Control") == "no-store"
+
+
+def scoped_site(org: Any, protocol: str, seen: list[Any]) -> Callable[..., httpx.Response]:
+    """An app behind the ASGI or WSGI middleware, called in process from 10.1.2.3, with
+    ``/reports`` requiring scope ``read`` (GET only), ``/reports/write`` requiring ``write``,
+    and ``/plain`` an ordinary route whose view re-checks the token for scope ``write``."""
+    routes = RouteRequirements()
+    routes.add("/reports", Requirement(scopes="read"), methods=["GET"])
+    routes.add("/reports/write", Requirement(scopes=["write"]))
+    options: dict[str, Any] = {"routes": routes, "cookie": CookieSettings.insecure_for_development()}
+
+    def answer() -> tuple[int, bytes]:
+        auth = current_request()
+        assert auth is not None
+        if auth.access_grant is None:  # /plain: the view asks for more itself
+            try:
+                auth.revalidate(Requirement(scopes="write"))
+            except (sw.SessionError, sw.OAuthError) as refused:
+                response = auth.refusal(refused)
+                return response.status, response.body
+        seen.append(auth.access_grant)
+        assert auth.session is not None and jobs.current_session() == auth.session
+        return 200, b"ok"
+
+    if protocol == "asgi":
+
+        async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+            status, body = answer()
+            await send({"type": "http.response.start", "status": status, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+
+        app: Any = AsgiMiddleware(asgi_app, org, **options)
+
+        async def acall(method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+            transport = httpx.ASGITransport(app=app, client=("10.1.2.3", 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                return await c.request(method, path, headers=headers)
+
+        return lambda method, path, headers: asyncio.run(acall(method, path, headers))
+
+    def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+        status, body = answer()
+        start_response(f"{status} X", [])
+        return [body]
+
+    wsgi = WsgiMiddleware(wsgi_app, org, **options)
+
+    def call(method: str, path: str, headers: dict[str, str]) -> httpx.Response:
+        with httpx.Client(transport=httpx.WSGITransport(app=wsgi, remote_addr="10.1.2.3"), base_url="http://t") as c:
+            return c.request(method, path, headers=headers)
+
+    return call
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.mark.parametrize("protocol", ["asgi", "wsgi"])
+def test_a_scoped_route_takes_only_an_access_token_with_its_scopes(
+    make_org: Any, clock: sw.ManualClock, protocol: str
+) -> None:
+    org = oauth_org(make_org)
+    seen: list[Any] = []
+    call = scoped_site(org, protocol, seen)
+    read, read_handle = grant_token(org, "read")
+    write, _ = grant_token(org, "write")
+
+    for method in ("GET", "HEAD"):  # HEAD runs the GET view: it gets GET's requirement
+        assert call(method, "/reports", bearer(read)).status_code == 200, method
+    assert [grant.client_id for grant in seen] == ["reports", "reports"]
+    assert seen[0].scopes == ["read"] and seen[0].session.user == "bot"
+
+    clock.advance(MINUTE * 5)
+    r = call("GET", "/reports", bearer(write))
+    assert r.status_code == 403 and r.json() == {"error": "insufficient_scope", "scope": "read"}
+    assert r.headers["www-authenticate"] == 'Bearer realm="sessionward", error="insufficient_scope", scope="read"'
+    r = call("GET", "/reports/write", bearer(read))
+    assert r.status_code == 403 and 'scope="write"' in r.headers["www-authenticate"]
+    assert org.session(read_handle).last_activity == START_DATETIME, "a refused scope refreshed the session"
+    assert len(seen) == 2, "the app never ran for a refused request"
+
+    # A browser session is not an access token, as a bearer token or (never read here) a cookie.
+    ui = issue(org, ip="10.1.2.3")
+    r = call("GET", "/reports", bearer(ui))
+    assert r.status_code == 401 and r.json() == {"error": "invalid_token", "error_description": "not_an_access_token"}
+    assert 'error="invalid_token"' in r.headers["www-authenticate"]
+    r = call("GET", "/reports", {"Cookie": f"sessionward={ui}"})
+    assert r.status_code == 401 and r.json() == {"error": "missing_token"}, "API style, no redirect"
+    assert r.headers["www-authenticate"] == 'Bearer realm="sessionward", scope="read"'
+    assert "set-cookie" not in r.headers
+    r = call("GET", "/reports", {})
+    assert r.status_code == 401 and r.json() == {"error": "missing_token"}
+
+    # A view on an ordinary route can require scopes itself.
+    r = call("GET", "/plain", bearer(read))
+    assert r.status_code == 403 and json.loads(r.content) == {"error": "insufficient_scope"}
+    assert call("GET", "/plain", bearer(write)).status_code == 200
+    assert seen[-1].scopes == ["write"]
+
+    # Revoked: invalid_token with the session's reason, the cookie (none here) untouched.
+    assert org.revoke_oauth_client("reports") == 2
+    r = call("GET", "/reports", bearer(read))
+    assert r.status_code == 401 and r.json() == {"error": "invalid_token", "error_description": "ended_admin"}
+    assert r.headers["www-authenticate"].endswith('error_description="ended_admin", scope="read"')

@@ -11,7 +11,7 @@
 //! ├── ProfileInUse(SessionwardError, ValueError)
 //! ├── EntropyError(SessionwardError, OSError)       the OS random source failed
 //! ├── StoreError(SessionwardError, OSError)         the durable store failed (path=...)
-//! ├── OAuthError(SessionwardError)                  a client-credentials grant was refused (.code)
+//! ├── OAuthError(SessionwardError)                  a grant or an access token was refused (.code)
 //! └── SessionError(SessionwardError)                a validation refusal: exactly one reason
 //!     ├── MalformedToken, UnknownSession, IpMismatch, IpNotAllowed
 //!     ├── SessionExpired   (.kind: ExpiryKind)
@@ -141,8 +141,12 @@ fn create(py: Python<'_>) -> PyResult<Exceptions> {
     let oauth_error = sub(
         "OAuthError",
         None,
-        "A client-credentials grant was refused. `.code` is the RFC 6749 section 5.2 error code: \
-         invalid_client, invalid_scope, unauthorized_client or server_error.",
+        "An OAuth 2.0 request was refused; `.code` is the RFC error code. A client-credentials \
+         grant (RFC 6749 section 5.2): invalid_client, invalid_scope, unauthorized_client or \
+         server_error. An access token (RFC 6750 section 3.1, Org.authorize_access_token): \
+         invalid_token (a valid session, but not an access token granted to a client) or \
+         insufficient_scope (a requested scope was not granted); a session refusal raises \
+         the SessionError subclass validate() raises instead.",
     )?;
     let session_error = sub(
         "SessionError",
@@ -284,15 +288,30 @@ pub(crate) fn core_error(py: Python<'_>, error: Error) -> PyErr {
     new_err(class, py, error.to_string())
 }
 
-/// A refused grant as `OAuthError` with `.code` set; the message never holds the secret.
-pub(crate) fn grant_error(py: Python<'_>, error: sessionward_core::GrantError) -> PyErr {
+/// `OAuthError` with this message and `.code`.
+fn oauth_error(py: Python<'_>, message: String, code: &'static str) -> PyErr {
     let class = exceptions(py).oauth_error.bind(py);
-    match class.call1((error.to_string(),)) {
-        Ok(instance) => match instance.setattr(pyo3::intern!(py, "code"), error.code()) {
+    match class.call1((message,)) {
+        Ok(instance) => match instance.setattr(pyo3::intern!(py, "code"), code) {
             Ok(()) => PyErr::from_value(instance),
             Err(err) => err,
         },
         Err(err) => err,
+    }
+}
+
+/// A refused grant as `OAuthError` with `.code` set; the message never holds the secret.
+pub(crate) fn grant_error(py: Python<'_>, error: sessionward_core::GrantError) -> PyErr {
+    oauth_error(py, error.to_string(), error.code())
+}
+
+/// A refused access token: a session refusal as the `SessionError` subclass `validate` raises
+/// for it (so one `except` serves both calls), anything else as `OAuthError` with the RFC 6750
+/// `.code`. The core's messages hold no token, and a missing scope is shortened and redacted.
+pub(crate) fn authorize_error(py: Python<'_>, error: sessionward_core::AuthorizeError) -> PyErr {
+    match error {
+        sessionward_core::AuthorizeError::Session(refusal) => refusal_error(py, refusal),
+        other => oauth_error(py, other.to_string(), other.code()),
     }
 }
 

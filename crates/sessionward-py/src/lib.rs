@@ -10,8 +10,8 @@
 //! documents each one and is checked against this module with `mypy.stubtest`.
 //!
 //! Python names are the core's vocabulary: `Org`, `OrgSettings`, `Profile`, `ManualClock`,
-//! `Session`, `Issued`, `ChallengeRequired`, `StepUpRequired`, `Denied`, `SessionPage`,
-//! `Event`, the enums, and the exceptions under `SessionwardError`.
+//! `Session`, `Issued`, `Grant`, `AccessGrant`, `ChallengeRequired`, `StepUpRequired`, `Denied`,
+//! `SessionPage`, `Event`, the enums, and the exceptions under `SessionwardError`.
 
 mod batch;
 mod clock;
@@ -68,6 +68,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<results::PySession>()?;
     m.add_class::<results::PyIssued>()?;
     m.add_class::<results::PyGrant>()?;
+    m.add_class::<results::PyAccessGrant>()?;
     m.add_class::<results::PyChallengeRequired>()?;
     m.add_class::<results::PyDenied>()?;
     m.add_class::<results::PySessionPage>()?;

@@ -8,7 +8,7 @@
 //!   gained nothing at 100k sessions, so it stays held.
 //! - Calls that walk the whole table or a batch (`validate_many`, `check_many`, `sessions`,
 //!   `end_all_sessions`, `end_profile_sessions`, `end_sessions_from`, `remove_profile`,
-//!   `sweep`, `stats`) release the GIL while the engine works, so other Python threads keep
+//!   `revoke_oauth_client`, `sweep`, `stats`) release the GIL while the engine works, so other Python threads keep
 //!   running. Batch tokens are copied out of the caller's objects first (with the GIL), so the
 //!   engine never reads a Python object without it.
 //! - Event callbacks never run inside the engine: the engine's listener only queues the event,
@@ -39,8 +39,8 @@ use crate::errors;
 use crate::ffi::untrack;
 use crate::names::Names;
 use crate::results::{
-    PyChallengeRequired, PyDenied, PyEvent, PyGrant, PyIssued, PySession, PySessionPage,
-    PySweepStats, PyTableStats,
+    PyAccessGrant, PyChallengeRequired, PyDenied, PyEvent, PyGrant, PyIssued, PySession,
+    PySessionPage, PySweepStats, PyTableStats,
 };
 use crate::settings::{PyOrgSettings, PyProfile};
 
@@ -130,6 +130,30 @@ fn page_limit(obj: &Bound<'_, PyAny>) -> PyResult<usize> {
 /// conversion refused a str with "Can't extract `str` to `Vec`").
 fn scope_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
     convert::str_list("scopes", "scope names", obj)
+}
+
+/// `authorize_access_token(scope=...)` as the core's space-separated scope string: `None`, a
+/// `str` (already space-separated, RFC 6749 section 3.3) or any other iterable of `str`, whose
+/// items are joined with spaces. `TypeError` naming `scope` (or the item) otherwise.
+fn scope_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<String>> {
+    let Some(obj) = obj else {
+        return Ok(None);
+    };
+    if obj.is_instance_of::<PyString>() {
+        return Ok(Some(convert::str_arg("scope", obj)?.to_owned()));
+    }
+    // `str_list` refuses a bare str, which is handled above; here it reads the iterable.
+    Ok(Some(
+        convert::str_list("scope", "scope names", obj)?.join(" "),
+    ))
+}
+
+/// A public session handle (`swh_` + 16 hex digits) given as `str`: `TypeError` for other
+/// types, `InvalidInput` naming the (shortened, redacted) text otherwise.
+fn handle_arg(obj: &Bound<'_, PyAny>) -> PyResult<Handle> {
+    convert::str_arg("handle", obj)?
+        .parse()
+        .map_err(|err| errors::core_error(obj.py(), err))
 }
 
 static LOGGER: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -576,12 +600,21 @@ impl PyOrg {
     }
 
     fn end_session(&self, py: Python<'_>, handle: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let handle: Handle = convert::str_arg("handle", handle)?
-            .parse()
-            .map_err(|err| errors::core_error(py, err))?;
-        let ended = self.engine.end_session(handle);
+        let ended = self.engine.end_session(handle_arg(handle)?);
         self.dispatch(py);
         Ok(ended)
+    }
+
+    /// The live session with this handle, without refreshing it, or `None`. (Named apart from
+    /// the helper `session` in Rust; `session` in Python.)
+    #[pyo3(name = "session")]
+    fn session_by_handle(
+        &self,
+        py: Python<'_>,
+        handle: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<PySession>> {
+        let info = self.engine.session(handle_arg(handle)?);
+        Ok(info.map(|info| self.session(py, info)))
     }
 
     fn reset_password(&self, py: Python<'_>, user: &Bound<'_, PyAny>) -> PyResult<usize> {
@@ -809,6 +842,40 @@ impl PyOrg {
 
     fn remove_oauth_client(&self, client_id: &Bound<'_, PyAny>) -> PyResult<bool> {
         Ok(self.oauth.remove(convert::str_arg("client_id", client_id)?))
+    }
+
+    /// Ends every live access token granted to one client; how many ended.
+    fn revoke_oauth_client(&self, py: Python<'_>, client_id: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let client_id = convert::str_arg("client_id", client_id)?;
+        let (oauth, engine) = (&self.oauth, &*self.engine);
+        // Walks every remembered grant and ends sessions: other threads may run meanwhile.
+        let ended = py.detach(|| oauth.revoke(engine, client_id));
+        self.dispatch(py);
+        Ok(ended)
+    }
+
+    /// Checks an access token presented to a resource server, with the scopes it must carry.
+    #[pyo3(signature = (token, ip, scope = None))]
+    fn authorize_access_token(
+        &self,
+        py: Python<'_>,
+        token: &Bound<'_, PyAny>,
+        ip: &Bound<'_, PyAny>,
+        scope: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyAccessGrant> {
+        let token = token_arg(token)?;
+        let ip = convert::ip_arg(ip)?;
+        let scope = scope_arg(scope)?;
+        let result = self
+            .oauth
+            .authorize(&self.engine, token, ip, scope.as_deref());
+        self.dispatch(py);
+        let authorized = result.map_err(|err| errors::authorize_error(py, err))?;
+        Ok(PyAccessGrant {
+            session: Py::new(py, self.session(py, authorized.session))?,
+            client_id: authorized.client_id,
+            scopes: authorized.scopes,
+        })
     }
 
     fn oauth_clients(&self) -> Vec<(String, String, Vec<String>)> {

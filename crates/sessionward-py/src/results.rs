@@ -1,6 +1,6 @@
 //! What the engine hands back, as frozen Python values: `Session`, the login outcomes, pages,
-//! events and statistics. None of them holds a token except `Issued.token` and
-//! `ChallengeRequired.challenge`, and no `repr` shows those.
+//! events and statistics. None of them holds a token except `Issued.token`, `Grant.access_token`
+//! and `ChallengeRequired.challenge`, and no `repr` shows those.
 
 use std::net::IpAddr;
 
@@ -207,6 +207,45 @@ impl PyGrant {
             self.expires_in,
             scopes.join(", ")
         )
+    }
+}
+
+/// An access token that passed `Org.authorize_access_token`: the session behind it, the client
+/// it was granted to and every scope it carries. Holds no token.
+#[pyclass(frozen, module = "sessionward", name = "AccessGrant")]
+pub(crate) struct PyAccessGrant {
+    pub(crate) session: Py<PySession>,
+    pub(crate) client_id: String,
+    pub(crate) scopes: Vec<String>,
+}
+
+#[pymethods]
+impl PyAccessGrant {
+    /// The session behind the token (last activity refreshed by the check).
+    #[getter]
+    fn session(&self, py: Python<'_>) -> Py<PySession> {
+        self.session.clone_ref(py)
+    }
+    /// The client the token was granted to.
+    #[getter]
+    fn client_id(&self) -> &str {
+        &self.client_id
+    }
+    /// Every scope the token was granted, sorted.
+    #[getter]
+    fn scopes(&self) -> Vec<String> {
+        self.scopes.clone()
+    }
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        // The client id and scopes are the caller's text: quoted like every echo (tokens
+        // redacted), as in `Grant`.
+        let scopes: Vec<String> = self.scopes.iter().map(|s| convert::quoted(s)).collect();
+        Ok(format!(
+            "AccessGrant(client_id={}, scopes=[{}], session={})",
+            convert::quoted(&self.client_id),
+            scopes.join(", "),
+            self.session.get().__repr__(py)?
+        ))
     }
 }
 
