@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::format::{clock, compact, count, escape_html, group, nanos, percent};
+use super::format::{clock, compact, count, escape_html, group, memory, nanos, percent};
 use super::model::{MinuteStats, Report};
 use super::svg::{color, Bar, BarChart, MinuteChart, MinuteKind, Series};
 
@@ -279,12 +279,12 @@ fn summary_table(out: &mut String, report: &Report) {
             num(compact(report.wall.logins_per_sec)),
         ],
         vec![
-            text("live sessions at the end"),
-            num(group(report.memory.live_sessions)),
+            text("live sessions at the end of the day"),
+            num(group(day.live_sessions_at_end())),
         ],
         vec![
-            text("bytes per live session"),
-            num(format!("{:.0} B", report.memory.bytes_per_live_session)),
+            text("memory (separate measurement)"),
+            num(memory(report.memory.as_ref())),
         ],
     ];
     table(out, &["measure", "value"], &rows);

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{clock, compact, count, escape_md_cell as cell, group, nanos, percent};
+use super::format::{clock, compact, count, escape_md_cell as cell, group, memory, nanos, percent};
 use super::html::all_reasons;
 use super::model::Report;
 
@@ -81,12 +81,12 @@ pub(crate) fn render_markdown(report: &Report) -> String {
             compact(report.wall.logins_per_sec),
         ),
         (
-            "live sessions at the end",
-            group(report.memory.live_sessions),
+            "live sessions at the end of the day",
+            group(report.simulated.live_sessions_at_end()),
         ),
         (
-            "bytes per live session",
-            format!("{:.0} B", report.memory.bytes_per_live_session),
+            "memory (separate measurement)",
+            memory(report.memory.as_ref()),
         ),
     ];
     for (name, value) in rows {

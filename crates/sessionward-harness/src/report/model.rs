@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 /// The version of the `report.json` layout written by this crate.
 ///
 /// Bumped whenever a field is renamed, removed or changes meaning, so that tools comparing
-/// reports across runs can refuse a file they would misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// reports across runs can refuse a file they would misread. Version 2: `memory` is `null`
+/// when memory was not measured and describes its own engine, never the simulated day.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one harness run measured: what was simulated, whether the engine agreed with the
 /// model, and how fast it went on which machine.
@@ -41,8 +42,10 @@ pub struct Report {
     pub latency: LatencySummary,
     /// Wall-clock cost of simulating the day.
     pub wall: WallStats,
-    /// Memory held by live sessions at the end of the run.
-    pub memory: MemoryStats,
+    /// Memory per session, measured in a separate engine filled for the purpose (not the
+    /// simulated day's, whose live sessions at the end are
+    /// [`SimulatedDay::live_sessions_at_end`]); `None` when memory was not measured.
+    pub memory: Option<MemoryStats>,
 }
 
 impl Default for Report {
@@ -61,7 +64,7 @@ impl Default for Report {
             throughput: Vec::new(),
             latency: LatencySummary::default(),
             wall: WallStats::default(),
-            memory: MemoryStats::default(),
+            memory: None,
         }
     }
 }
@@ -121,6 +124,34 @@ impl SimulatedDay {
             .map(|m| m.active_sessions)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Sessions live when the simulated day ended: the last minute's active sessions (0 for no
+    /// minutes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sessionward_harness::{MinuteStats, SimulatedDay};
+    ///
+    /// let day = SimulatedDay {
+    ///     minutes: (0..3)
+    ///         .map(|minute| MinuteStats {
+    ///             minute,
+    ///             active_sessions: [5, 9, 7][minute as usize],
+    ///             ..MinuteStats::default()
+    ///         })
+    ///         .collect(),
+    /// };
+    /// assert_eq!(day.live_sessions_at_end(), 7);
+    /// assert_eq!(day.peak_active_sessions(), 9);
+    /// ```
+    #[must_use]
+    pub fn live_sessions_at_end(&self) -> u64 {
+        self.minutes
+            .iter()
+            .max_by_key(|m| m.minute)
+            .map_or(0, |m| m.active_sessions)
     }
 
     /// Every refusal reason that occurs in any minute, sorted.
@@ -288,11 +319,12 @@ pub struct WallStats {
     pub logins_per_sec: f64,
 }
 
-/// Memory held by live sessions at the end of the run.
+/// The memory measurement: a fresh engine filled with sessions of its own (see
+/// [`measure_memory`](crate::measure_memory)), separate from the simulated day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryStats {
-    /// Sessions alive at the end of the run.
+    /// Sessions live in the measurement's own engine (not the simulated day's sessions).
     pub live_sessions: u64,
-    /// Bytes of table memory per live session.
+    /// Growth of the process's resident set per session of that engine, in bytes.
     pub bytes_per_live_session: f64,
 }

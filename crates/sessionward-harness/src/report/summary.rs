@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{compact, count, group, nanos, percent};
+use super::format::{compact, count, group, memory, nanos, percent};
 use super::model::Report;
 
 /// How many disagreements and refusal reasons the summary lists before eliding the rest.
@@ -29,11 +29,12 @@ pub fn render_summary(report: &Report) -> String {
     let _ = writeln!(out, "sessionward harness: {}", report.title);
     let _ = writeln!(
         out,
-        "  scenario     {} (seed {}), {} simulated minutes, peak {} active sessions",
+        "  scenario     {} (seed {}), {} simulated minutes, peak {} active sessions, {} at the end",
         report.scenario_name,
         report.seed,
         group(report.simulated.minutes.len() as u64),
-        group(report.simulated.peak_active_sessions())
+        group(report.simulated.peak_active_sessions()),
+        group(report.simulated.live_sessions_at_end())
     );
     if report.passed() {
         let _ = writeln!(
@@ -153,12 +154,7 @@ pub fn render_summary(report: &Report) -> String {
         compact(w.validations_per_sec),
         compact(w.logins_per_sec)
     );
-    let _ = writeln!(
-        out,
-        "  memory       {} live sessions, {:.0} B each",
-        group(report.memory.live_sessions),
-        report.memory.bytes_per_live_session
-    );
+    let _ = writeln!(out, "  memory       {}", memory(report.memory.as_ref()));
     let m = &report.machine;
     let _ = writeln!(
         out,
