@@ -592,6 +592,12 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Counts a login attempt that gave neither a session nor a challenge. Kept apart from
+    /// refused validations: each is reported as a share of its own kind of call.
+    fn count_login_refusal(&mut self, code: String) {
+        *self.totals.login_refusals.entry(code).or_default() += 1;
+    }
+
     // ----- validations --------------------------------------------------------------------------
 
     /// Calls `Engine::validate` with `token`, timing one call in `latency_sample_every`.
@@ -771,6 +777,7 @@ impl<'a> Sim<'a> {
         pending: impl FnOnce(Token, u64) -> PendingChallenge,
     ) -> LoginResult {
         let what = || "login".to_owned();
+        self.totals.login_attempts += 1;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(err) => {
@@ -826,22 +833,14 @@ impl<'a> Sim<'a> {
                 (observed, LoginResult::Challenge)
             }
             LoginOutcome::StepUpRequired { required, offered } => {
-                *self
-                    .totals
-                    .refusals
-                    .entry("login_step_up_required".into())
-                    .or_default() += 1;
+                self.count_login_refusal("login_step_up_required".into());
                 (
                     self.describe_login(&LoginExpect::StepUp { required, offered }),
                     LoginResult::StepUp,
                 )
             }
             LoginOutcome::Denied(reason) => {
-                *self
-                    .totals
-                    .refusals
-                    .entry(format!("login_denied_{reason}"))
-                    .or_default() += 1;
+                self.count_login_refusal(format!("login_denied_{reason}"));
                 self.expect_event("login_denied", 1);
                 (
                     self.describe_login(&LoginExpect::Denied(reason)),

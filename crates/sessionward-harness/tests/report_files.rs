@@ -49,6 +49,12 @@ fn synthetic_report() -> Report {
         minutes.push(stats);
     }
     totals.refusals.insert("malformed_token".to_owned(), 17);
+    totals.login_attempts = 2_000;
+    totals.login_refusals = [
+        ("login_denied_ip_not_allowed".to_owned(), 30),
+        ("login_step_up_required".to_owned(), 10),
+    ]
+    .into();
     totals.challenges = 321;
     totals.step_ups = 45;
     totals.jobs_run = 900;
@@ -339,6 +345,86 @@ fn live_sessions_at_the_end_come_from_the_day_and_memory_from_its_own_engine() {
         assert!(text.contains("2,361"));
     }
     assert_eq!(read_report(&files.json).expect("read back"), unmeasured);
+}
+
+#[test]
+fn refused_logins_are_reported_apart_from_refused_validations() {
+    let report = synthetic_report();
+    let t = &report.totals;
+    let refused = t.refusals_total();
+    assert_eq!(t.login_refusals_total(), 40);
+    let share = format!(
+        "{:.1}% of validations",
+        refused as f64 * 100.0 / t.validations as f64
+    );
+    let dir = TempDir::new("refusals");
+    let files = write_report(&dir.0, &report).expect("report written");
+
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    let validation_row = format!(
+        "| refused validations | {} ({share}) |",
+        group_digits(refused)
+    );
+    assert!(md.contains(&validation_row), "{validation_row}\n{md}");
+    assert!(md.contains("| login attempts | 2,000 |"));
+    assert!(md.contains("| refused logins | 40 (2.0% of login attempts) |"));
+    let validations_table = section(&md, "## Refused validations by reason", "##");
+    let logins_table = section(&md, "## Refused logins by reason", "##");
+    assert!(!validations_table.contains("login_"), "{validations_table}");
+    assert!(validations_table.contains("| malformed_token | 17 |"));
+    assert!(logins_table.contains("| login_denied_ip_not_allowed | 30 | 75.0% |"));
+    assert!(logins_table.contains("| login_step_up_required | 10 | 25.0% |"));
+
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    assert_eq!(
+        html_summary_value(&html, "refused validations"),
+        format!("{} ({share})", group_digits(refused))
+    );
+    assert_eq!(
+        html_summary_value(&html, "refused logins"),
+        "40 (2.0% of login attempts)"
+    );
+    let validations_table = section(&html, "<h2>Refused validations by reason</h2>", "<h2>");
+    let logins_table = section(&html, "<h2>Refused logins by reason</h2>", "<h2>");
+    assert!(!validations_table.contains("login_"));
+    assert!(logins_table.contains("login_step_up_required"));
+    assert!(!legend_of(svg_by_id(&html, "chart-refusals")).contains("login_"));
+
+    let summary = render_summary(&report);
+    assert!(
+        summary.contains(&format!(
+            "{} refused ({share}): expired_idle",
+            group_digits(refused)
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "40 of 2,000 login attempts refused (2.0%): login_denied_ip_not_allowed 30, \
+             login_step_up_required 10"
+        ),
+        "{summary}"
+    );
+}
+
+/// The text from `heading` to the next `next` after it (or to the end).
+fn section<'a>(text: &'a str, heading: &str, next: &str) -> &'a str {
+    let start = text.find(heading).unwrap_or_else(|| panic!("no {heading}")) + heading.len();
+    let end = text[start..].find(next).map_or(text.len(), |i| start + i);
+    &text[start..end]
+}
+
+/// `1234` as `1,234`.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[test]

@@ -19,7 +19,8 @@ fn the_ci_scenario_passes_its_checks_on_three_seeds() {
         assert!(day.checks.expected_outcomes > 10_000, "seed {seed}");
         assert_eq!(day.checks.agreed, day.checks.expected_outcomes);
         assert_eq!(day.simulated.minutes.len(), 120);
-        // The day exercises every kind of refusal the scenario is built to produce.
+        // The day exercises every kind of refusal the scenario is built to produce, refused
+        // validations and refused logins each in their own count.
         let refusals = &day.totals.refusals;
         for code in [
             "malformed",
@@ -28,14 +29,38 @@ fn the_ci_scenario_passes_its_checks_on_three_seeds() {
             "ip_mismatch",
             "step_up_required",
             "ended_admin",
-            "login_denied_ip_not_allowed",
-            "login_step_up_required",
         ] {
             assert!(
                 refusals.get(code).copied().unwrap_or(0) > 0,
                 "seed {seed}: no {code} in {refusals:?}"
             );
         }
+        let login_refusals = &day.totals.login_refusals;
+        for code in ["login_denied_ip_not_allowed", "login_step_up_required"] {
+            assert!(
+                login_refusals.get(code).copied().unwrap_or(0) > 0,
+                "seed {seed}: no {code} in {login_refusals:?}"
+            );
+        }
+        assert!(
+            refusals.keys().all(|code| !code.starts_with("login_")),
+            "seed {seed}: a login refusal among refused validations: {refusals:?}"
+        );
+        // Refused validations are exactly the per-minute ones (which count validations only).
+        let per_minute: u64 = day
+            .simulated
+            .minutes
+            .iter()
+            .map(|m| m.refusals_total())
+            .sum();
+        assert_eq!(day.totals.refusals_total(), per_minute, "seed {seed}");
+        // Every login attempt gave a session, a challenge or a refusal.
+        let t = &day.totals;
+        assert_eq!(
+            t.login_attempts,
+            t.logins + t.challenges + t.login_refusals_total(),
+            "seed {seed}"
+        );
         for action in [
             "end_session",
             "end_user_sessions",

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 ///
 /// Bumped whenever a field is renamed, removed or changes meaning, so that tools comparing
 /// reports across runs can refuse a file they would misread. Version 2: `memory` is `null`
-/// when memory was not measured and describes its own engine, never the simulated day.
+/// when memory was not measured and describes its own engine, never the simulated day;
+/// `totals.refusals` counts refused validations only, refused logins are in
+/// `totals.login_refusals` out of `totals.login_attempts`.
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one harness run measured: what was simulated, whether the engine agreed with the
@@ -196,10 +198,17 @@ impl MinuteStats {
 pub struct Totals {
     /// Sessions issued.
     pub logins: u64,
-    /// Validations performed (successful or refused).
+    /// Validations performed (successful or refused), step-ups included.
     pub validations: u64,
-    /// Refused validations and logins, by reason code.
+    /// Refused validations (and step-ups), by reason code: a share of `validations`.
     pub refusals: BTreeMap<String, u64>,
+    /// Login attempts: logins, challenge completions and OAuth client-credentials grants,
+    /// whatever their outcome.
+    pub login_attempts: u64,
+    /// Login attempts that gave no session and no challenge, by reason code (e.g.
+    /// `login_denied_ip_not_allowed`, `login_step_up_required`, `grant_invalid_client`): a
+    /// share of `login_attempts`, never of `validations`.
+    pub login_refusals: BTreeMap<String, u64>,
     /// Verification challenges issued at login (source outside the trusted ranges).
     pub challenges: u64,
     /// Step-ups performed to reach a higher security level.
@@ -213,10 +222,16 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// All refusals, whatever the reason.
+    /// All refused validations, whatever the reason (refused logins are not included).
     #[must_use]
     pub fn refusals_total(&self) -> u64 {
         self.refusals.values().sum()
+    }
+
+    /// All refused login attempts, whatever the reason.
+    #[must_use]
+    pub fn login_refusals_total(&self) -> u64 {
+        self.login_refusals.values().sum()
     }
 
     /// All sessions ended by admin actions.

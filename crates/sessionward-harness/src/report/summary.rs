@@ -1,5 +1,6 @@
 //! The short end-of-run summary printed to the terminal.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::format::{compact, count, group, memory, nanos, percent};
@@ -70,27 +71,23 @@ pub fn render_summary(report: &Report) -> String {
         group(t.step_ups),
         group(t.jobs_run)
     );
-    let mut top: Vec<(&String, &u64)> = t.refusals.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let mut top_text: Vec<String> = top
-        .iter()
-        .take(LISTED)
-        .map(|(reason, n)| format!("{reason} {}", group(**n)))
-        .collect();
-    if top.len() > LISTED {
-        top_text.push(format!("{} more reasons", top.len() - LISTED));
-    }
+    // Refused logins and refused validations are separate figures, each a share of its own
+    // kind of call: a denied login is not a refused request.
     let _ = writeln!(
         out,
-        "  validations  {}, {} refused ({}){}",
+        "               {} of {} login attempts refused ({}){}",
+        group(t.login_refusals_total()),
+        group(t.login_attempts),
+        percent(t.login_refusals_total(), t.login_attempts),
+        top_reasons(&t.login_refusals)
+    );
+    let _ = writeln!(
+        out,
+        "  validations  {}, {} refused ({} of validations){}",
         group(t.validations),
         group(t.refusals_total()),
         percent(t.refusals_total(), t.validations),
-        if top_text.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", top_text.join(", "))
-        }
+        top_reasons(&t.refusals)
     );
     let _ = writeln!(
         out,
@@ -162,4 +159,23 @@ pub fn render_summary(report: &Report) -> String {
         m.cores, m.cpu_model, m.os
     );
     out
+}
+
+/// `: reason n, reason n, reason n, k more reasons`, most frequent first, or nothing.
+fn top_reasons(counts: &BTreeMap<String, u64>) -> String {
+    let mut top: Vec<(&String, &u64)> = counts.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut text: Vec<String> = top
+        .iter()
+        .take(LISTED)
+        .map(|(reason, n)| format!("{reason} {}", group(**n)))
+        .collect();
+    if top.len() > LISTED {
+        text.push(format!("{} more reasons", top.len() - LISTED));
+    }
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", text.join(", "))
+    }
 }
