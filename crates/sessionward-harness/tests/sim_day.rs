@@ -132,3 +132,61 @@ fn a_wrong_expectation_is_caught() {
         "kept disagreements are capped"
     );
 }
+
+/// One integration user and one job that makes no call, over three minutes.
+const IDLE_JOB: &str = r#"
+name = "idle-job"
+minutes = 3
+
+[[pools]]
+name = "datacenter"
+ranges = ["192.0.2.0/24"]
+
+[[profiles]]
+name = "integration"
+users = 1
+integration = true
+login_ranges = ["192.0.2.0/24"]
+
+[workday]
+arrival_weights = [1]
+departure_weights = [1]
+activity_weights = [1]
+requests_per_active_user_per_minute = 1.0
+
+[[credentials]]
+name = "erp"
+profile = "integration"
+
+[[jobs]]
+name = "idle"
+credential = "erp"
+every_minutes = 1
+calls = CALLS
+runner_ip = "192.0.2.10"
+"#;
+
+#[test]
+fn a_job_counts_only_the_engine_calls_it_makes() {
+    let idle = Scenario::from_toml_str(&IDLE_JOB.replace("CALLS", "0"), "idle.toml")
+        .expect("scenario loads");
+    let day = simulate_day(&idle, &SimOptions::default()).expect("runs");
+    assert_eq!(day.totals.jobs_run, 3);
+    // Only the two end-of-minute checks (live sessions, audit events) per minute: a job that
+    // calls nothing adds no "agreed" outcome of its own.
+    assert_eq!(day.checks.expected_outcomes, 2 * 3);
+    assert_eq!(day.checks.agreed, day.checks.expected_outcomes);
+
+    let busy = Scenario::from_toml_str(&IDLE_JOB.replace("CALLS", "2"), "busy.toml")
+        .expect("scenario loads");
+    let day = simulate_day(&busy, &SimOptions::default()).expect("runs");
+    assert_eq!(
+        day.checks.disagreement_count, 0,
+        "{:?}",
+        day.checks.disagreements
+    );
+    // One grant, then two validations per run: 1 + 3 * 2 engine outcomes on top.
+    assert_eq!(day.checks.expected_outcomes, 2 * 3 + 1 + 3 * 2);
+    assert_eq!(day.totals.logins, 1);
+    assert_eq!(day.totals.validations, 6);
+}

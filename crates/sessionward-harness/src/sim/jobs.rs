@@ -1,28 +1,15 @@
 //! Async jobs and named credentials.
 //!
-//! A job runs with **no session id**: its context says so, always. To call the org's API it
-//! asks a named credential for a bearer token; the credential runs the OAuth 2.0
-//! client-credentials grant against the org (a `client_credentials` login of the credential's
-//! integration user, an `OAUTH2` session under that user's profile policy) and caches the token
-//! until shortly before it would expire.
+//! A job runs with **no session id**: a simulated job holds nothing but its named credential,
+//! so there is no session id it could see, and the harness counts no check for it (a check of
+//! its own stub could never fail). To call the org's API a job asks the named credential for a
+//! bearer token; the credential runs the OAuth 2.0 client-credentials grant against the org (a
+//! `client_credentials` login of the credential's integration user, an `OAUTH2` session under
+//! that user's profile policy) and caches the token until shortly before it would expire.
 
 use std::fmt;
 
 use super::model::SessionId;
-
-/// What a job sees of its surroundings: never a session id.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct JobContext {
-    _private: (),
-}
-
-impl JobContext {
-    /// The session id of the request that queued the job: always `None` for async jobs
-    /// (batch, future, queueable, scheduled, event trigger).
-    pub(crate) fn session_id(&self) -> Option<&str> {
-        None
-    }
-}
 
 /// A named credential's token cache.
 pub(crate) struct CredentialCache {
