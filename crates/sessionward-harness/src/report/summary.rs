@@ -16,9 +16,11 @@ const LISTED: usize = 3;
 /// ```
 /// use sessionward_harness::{render_summary, Report};
 ///
-/// let report = Report { title: "demo".into(), ..Report::default() };
-/// let text = render_summary(&report);
-/// assert!(text.contains("PASS"));
+/// let mut report = Report { title: "demo".into(), ..Report::default() };
+/// assert!(render_summary(&report).contains("FAIL: nothing was checked"));
+/// report.checks.expected_outcomes = 10;
+/// report.checks.agreed = 10;
+/// assert!(render_summary(&report).contains("PASS: 10 of 10 outcomes agreed"));
 /// ```
 #[must_use]
 pub fn render_summary(report: &Report) -> String {
@@ -44,6 +46,8 @@ pub fn render_summary(report: &Report) -> String {
             group(c.agreed),
             group(c.expected_outcomes)
         );
+    } else if c.expected_outcomes == 0 {
+        let _ = writeln!(out, "  checks       FAIL: nothing was checked (the model compared 0 outcomes with the engine)");
     } else {
         let _ = writeln!(
             out,
