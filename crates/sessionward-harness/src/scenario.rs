@@ -163,7 +163,8 @@ pub(crate) enum AdminAction {
     ResetPasswords(u32),
     /// End every session of a profile.
     EndProfile(usize),
-    /// End every session started from a range.
+    /// End every session started from a range, spelled as in the scenario (an IPv4-mapped
+    /// range stays mapped).
     EndRange(IpNet),
     /// End every session of the org.
     EndAll,
@@ -919,10 +920,16 @@ impl Ctx<'_> {
                     let text = a.range.as_deref().ok_or_else(|| {
                         self.err(&format!("{path}.range"), "end_range needs a range")
                     })?;
-                    AdminAction::EndRange(
-                        parse_cidr("range", text)
-                            .map_err(|e| self.err(&format!("{path}.range"), e.to_string()))?,
-                    )
+                    let checked = parse_cidr("range", text)
+                        .map_err(|e| self.err(&format!("{path}.range"), e.to_string()))?;
+                    // Kept as written, so that an IPv4-mapped spelling (`::ffff:10.0.0.0/104`)
+                    // reaches the engine as such: the day checks that it ends the sessions of
+                    // the IPv4 range. The core's parser above has accepted the text.
+                    let as_written = text
+                        .trim()
+                        .parse::<IpNet>()
+                        .map_or(checked, |net| net.trunc());
+                    AdminAction::EndRange(as_written)
                 }
                 ActionKind::TightenProfile => {
                     let index = profile_index()?;

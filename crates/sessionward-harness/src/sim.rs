@@ -17,6 +17,10 @@
 //! level, idle timeout, absolute deadline, IP lock, browser binding, origin). After every
 //! minute it compares the number of live sessions with [`Engine::stats`] and the audit events
 //! the engine emitted with the ones its answers imply. Every mismatch is a [`Disagreement`].
+//!
+//! Some calls present an IPv4 address in its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`), and a
+//! scenario may spell a range end that way: the model reads them as the IPv4 address or range,
+//! as the engine documents, so a canonicalisation slip in the engine shows as a disagreement.
 
 mod forge;
 mod jobs;
@@ -88,6 +92,10 @@ pub enum ModelSkew {
         /// The inactivity timeout the model wrongly believes in (15..=1440).
         minutes: u64,
     },
+    /// The model believes an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is another address
+    /// than its IPv4 form, and a mapped range another range: what an engine that forgot to
+    /// canonicalise would do.
+    MappedAddressesAreIpv6,
 }
 
 /// What a simulated day produced: the report's day, totals, checks, latency and wall time.
@@ -164,6 +172,11 @@ enum Action {
 const ATTACK_STOLEN: u8 = 0;
 const ATTACK_FORGED: u8 = 1;
 const ATTACK_MALFORMED: u8 = 2;
+
+/// Share of IPv4 calls (requests, logins, job runs, attacks) presented in the IPv4-mapped IPv6
+/// form (`::ffff:a.b.c.d`), as a dual-stack proxy or listener hands them over: the engine must
+/// treat them as the IPv4 address, and the day checks that it does.
+const MAPPED_SHARE: f64 = 0.05;
 
 /// Who made a call, for disagreement texts.
 #[derive(Clone, Copy, Debug)]
@@ -368,6 +381,7 @@ impl<'a> Sim<'a> {
             remembered_device: vec![false; user_count],
             password_reset_at: vec![None; user_count],
             retention: TOMBSTONE_RETENTION.as_secs(),
+            mapped_is_ipv4: options.model_skew != Some(ModelSkew::MappedAddressesAreIpv6),
         };
         let mut sim = Self {
             scenario,
@@ -514,10 +528,7 @@ impl<'a> Sim<'a> {
 
     fn who(&self, who: Who) -> String {
         match who {
-            Who::User(u) => {
-                let user = &self.users[u as usize];
-                format!("user {} from {}", user.id, user.ip)
-            }
+            Who::User(u) => format!("user {}", self.users[u as usize].id),
             Who::Job(j) => format!("job {}", self.scenario.jobs[j as usize].name),
             Who::Attacker(kind) => format!("attacker ({kind})"),
         }
@@ -640,7 +651,7 @@ impl<'a> Sim<'a> {
         self.judge(
             &expect,
             &observed,
-            || format!("validate {requirement:?}"),
+            || format!("validate {requirement:?} from {ip}"),
             who,
             now,
         );
@@ -665,7 +676,13 @@ impl<'a> Sim<'a> {
             or_else: None,
         };
         let observed = self.engine_validate(token, ip, Requirement::Any);
-        self.judge(&expect, &observed, || "validate Any".to_owned(), who, now);
+        self.judge(
+            &expect,
+            &observed,
+            || format!("validate Any from {ip}"),
+            who,
+            now,
+        );
         self.count_validation(&observed);
         observed
     }
@@ -691,7 +708,7 @@ impl<'a> Sim<'a> {
     }
 
     fn step_up(&mut self, id: SessionId, ip: IpAddr, now: u64, who: Who) -> Outcome {
-        let raised = self.model.settings.level_for(LoginMethod::Mfa);
+        let raised = model::level_of(LoginMethod::Mfa);
         let expect = self
             .model
             .expect_validate(id, now, ip, Requirement::Any, Some(raised));
@@ -702,7 +719,13 @@ impl<'a> Sim<'a> {
             ip,
             LoginMethod::Mfa,
         ));
-        self.judge(&expect, &observed, || "step_up mfa".to_owned(), who, now);
+        self.judge(
+            &expect,
+            &observed,
+            || format!("step_up mfa from {ip}"),
+            who,
+            now,
+        );
         if let Outcome::Ok { level, .. } = observed {
             self.model.touch(id, now, Some(raised));
             self.totals.step_ups += 1;
@@ -752,8 +775,14 @@ impl<'a> Sim<'a> {
         }
         let outcome = self.engine.login(&request);
         let remember = self.users[u as usize].remembers;
-        self.settle_login(u, outcome, &expected, now, who, |secret, expires_at| {
-            PendingChallenge {
+        let call = format!("login {method} from {ip}");
+        self.settle_login(
+            u,
+            outcome,
+            &expected,
+            now,
+            (call, who),
+            |secret, expires_at| PendingChallenge {
                 user: u,
                 secret,
                 ip,
@@ -762,8 +791,8 @@ impl<'a> Sim<'a> {
                 device: with_device,
                 remember,
                 expires_at,
-            }
-        })
+            },
+        )
     }
 
     /// Checks a login's (or challenge completion's) outcome and applies it.
@@ -773,10 +802,10 @@ impl<'a> Sim<'a> {
         outcome: Result<LoginOutcome, Error>,
         expected: &LoginExpect,
         now: u64,
-        who: Who,
+        (call, who): (String, Who),
         pending: impl FnOnce(Token, u64) -> PendingChallenge,
     ) -> LoginResult {
-        let what = || "login".to_owned();
+        let what = || call.clone();
         self.totals.login_attempts += 1;
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -891,7 +920,8 @@ impl<'a> Sim<'a> {
             expires_at,
             ..pending
         };
-        let result = self.settle_login(u, outcome, &expected, now, Who::User(u), again);
+        let call = format!("complete_challenge from {}", pending.ip);
+        let result = self.settle_login(u, outcome, &expected, now, (call, Who::User(u)), again);
         self.apply_user_login(u, result, now);
     }
 
@@ -916,9 +946,18 @@ impl<'a> Sim<'a> {
         user.last_roam = now;
     }
 
+    /// The address a call from `ip` arrives with: now and then the IPv4-mapped IPv6 form of an
+    /// IPv4 address (see [`MAPPED_SHARE`]).
+    fn present(&mut self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) if self.rng.chance(MAPPED_SHARE) => IpAddr::V6(v4.to_ipv6_mapped()),
+            _ => ip,
+        }
+    }
+
     fn user_login(&mut self, u: u32, now: u64) {
         let method = self.scenario.profiles[self.users[u as usize].profile].login_method;
-        let ip = self.users[u as usize].ip;
+        let ip = self.present(self.users[u as usize].ip);
         let mut result = self.login(u, ip, method, SessionType::Ui, now, Who::User(u));
         if matches!(result, LoginResult::StepUp) {
             // The profile needs HIGH_ASSURANCE at login: log in again with MFA.
@@ -952,7 +991,7 @@ impl<'a> Sim<'a> {
         } else {
             Requirement::Any
         };
-        let ip = self.users[u as usize].ip;
+        let ip = self.present(self.users[u as usize].ip);
         match self.validate(id, ip, requirement, now, Who::User(u)) {
             Outcome::Ok { .. } => {}
             Outcome::Refused(Refusal::StepUpRequired { .. }) => {
@@ -1188,8 +1227,12 @@ impl<'a> Sim<'a> {
             AdminAction::EndRange(net) => {
                 let net = *net;
                 let observed = self.engine.end_sessions_from(net);
-                let expected = self
-                    .model_end_matching(EndReason::SourceRange, now, |s| net.contains(&s.origin));
+                // The range as presented (perhaps IPv4-mapped), the model's reading of it to
+                // predict which sessions end.
+                let canonical = self.model.canonical_net(net);
+                let expected = self.model_end_matching(EndReason::SourceRange, now, |s| {
+                    canonical.contains(&s.origin)
+                });
                 self.check_count(format!("end_sessions_from {net}"), expected, Ok(observed));
                 self.expect_event("ended_source_range", observed as u64);
                 observed as u64
@@ -1266,18 +1309,19 @@ impl<'a> Sim<'a> {
         let scenario = self.scenario;
         let job = &scenario.jobs[index];
         self.totals.jobs_run += 1;
+        let ip = self.present(job.runner_ip);
         let who = Who::Job(index as u32);
         for _ in 0..job.calls {
             let mut retried = false;
             loop {
                 let id = match self.credentials[job.credential].fresh(now) {
                     Some(id) => id,
-                    None => match self.fetch_token(job.credential, job.runner_ip, now, who) {
+                    None => match self.fetch_token(job.credential, ip, now, who) {
                         Some(id) => id,
                         None => return,
                     },
                 };
-                match self.validate(id, job.runner_ip, Requirement::Any, now, who) {
+                match self.validate(id, ip, Requirement::Any, now, who) {
                     Outcome::Ok { valid_until, .. } => {
                         self.credentials[job.credential].cached = Some((id, valid_until));
                         break;
@@ -1327,6 +1371,7 @@ impl<'a> Sim<'a> {
     fn attack(&mut self, kind: u8, now: u64) {
         let scenario = self.scenario;
         let ip = self.rng.address_in(&scenario.attackers.ranges);
+        let ip = self.present(ip);
         let sessions = self.model.sessions.len() as u64;
         let (name, observed) = match kind {
             ATTACK_STOLEN => {

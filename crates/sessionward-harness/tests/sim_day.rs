@@ -190,3 +190,43 @@ fn a_job_counts_only_the_engine_calls_it_makes() {
     assert_eq!(day.totals.logins, 1);
     assert_eq!(day.totals.validations, 6);
 }
+
+#[test]
+fn ipv4_mapped_addresses_are_presented_and_checked_as_their_ipv4_form() {
+    // The day presents some requests, logins and job calls as `::ffff:a.b.c.d` and ends one
+    // range spelled `::ffff:172.16.0.0/113`; with the model's address rule the engine agrees
+    // (the CI day passes, above). A model that reads mapped addresses as other addresses -
+    // what an engine that forgot to canonicalise would do - must disagree on each kind of call,
+    // which proves those calls are made and compared.
+    let skewed = SimOptions {
+        model_skew: Some(ModelSkew::MappedAddressesAreIpv6),
+        disagreement_cap: usize::MAX,
+        ..SimOptions::default()
+    };
+    let day = day(1, &skewed);
+    let whats: Vec<&str> = day
+        .checks
+        .disagreements
+        .iter()
+        .map(|d| d.what.as_str())
+        .collect();
+    for call in ["validate Any from ::ffff:", "login password from ::ffff:"] {
+        assert!(
+            whats.iter().any(|what| what.starts_with(call)),
+            "no disagreement on {call}: {whats:#?}"
+        );
+    }
+    let range_end = day
+        .checks
+        .disagreements
+        .iter()
+        .find(|d| d.what == "end_sessions_from ::ffff:172.16.0.0/113")
+        .unwrap_or_else(|| panic!("the mapped range end was not checked: {whats:#?}"));
+    // The skewed model ends only the sessions it believes began at a mapped address; the
+    // engine ends every session of the IPv4 range.
+    let count = |text: &str| text.parse::<u64>().expect("a count");
+    assert!(
+        count(&range_end.expected) < count(&range_end.observed),
+        "{range_end:?}"
+    );
+}

@@ -1,12 +1,29 @@
 //! The harness's own expectation model: what every session is, in plain fields, and what the
-//! engine must answer. Written from the documented semantics, independently of the engine.
+//! engine must answer. Written from the documented semantics, independently of the engine: it
+//! reads the configured values (timeouts, ranges, flags) from the settings and profiles, but
+//! decides with its own logic which range holds an address, what counts as the same address
+//! and which level a login method grants.
 
 use std::net::IpAddr;
 
 use sessionward_core::{
-    CapAction, DenyReason, EndReason, ExpiryKind, Handle, LoginMethod, OrgSettings, Profile,
+    CapAction, DenyReason, EndReason, ExpiryKind, Handle, IpNet, LoginMethod, OrgSettings, Profile,
     Refusal, Requirement, SecurityLevel, SessionInfo, SessionType, Token,
 };
+
+/// The level a login (or step-up) with `method` grants: the documented default mapping of
+/// `OrgSettings` (password, SSO and delegated STANDARD; MFA and passkey HIGH_ASSURANCE; client
+/// credentials LOW). Scenarios cannot change it, so the model keeps its own copy rather than
+/// asking the engine's settings.
+pub(crate) fn level_of(method: LoginMethod) -> SecurityLevel {
+    match method {
+        LoginMethod::Password | LoginMethod::Sso | LoginMethod::Delegated => {
+            SecurityLevel::Standard
+        }
+        LoginMethod::Mfa | LoginMethod::Passkey => SecurityLevel::HighAssurance,
+        LoginMethod::ClientCredentials => SecurityLevel::Low,
+    }
+}
 
 /// Index of a session in [`Model::sessions`].
 pub(crate) type SessionId = u32;
@@ -206,9 +223,53 @@ pub(crate) struct Model {
     pub(crate) remembered_device: Vec<bool>,
     pub(crate) password_reset_at: Vec<Option<u64>>,
     pub(crate) retention: u64,
+    /// The documented address rule: an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its
+    /// IPv4 address, and a mapped range (`::ffff:10.0.0.0/104`) its IPv4 range. `false` only
+    /// to plant a false belief in tests.
+    pub(crate) mapped_is_ipv4: bool,
 }
 
 impl Model {
+    /// The address as the engine must treat it: IPv4-mapped IPv6 as IPv4.
+    pub(crate) fn canonical(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) if self.mapped_is_ipv4 => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        }
+    }
+
+    /// The range as the engine must treat it: an IPv4-mapped range of prefix 96 or more is the
+    /// IPv4 range of 96 bits less; anything else stays as it is.
+    pub(crate) fn canonical_net(&self, net: IpNet) -> IpNet {
+        if let (IpNet::V6(v6), true) = (net, self.mapped_is_ipv4) {
+            if let (Some(v4), Some(prefix)) =
+                (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96))
+            {
+                if let Ok(mapped) = IpNet::new(IpAddr::V4(v4), prefix) {
+                    return mapped.trunc();
+                }
+            }
+        }
+        net.trunc()
+    }
+
+    /// Whether `ip` lies in `net`, both read by the address rule.
+    pub(crate) fn net_contains(&self, net: IpNet, ip: IpAddr) -> bool {
+        self.canonical_net(net).contains(&self.canonical(ip))
+    }
+
+    /// Whether `ip` lies in any of `ranges`; `anywhere_if_empty` for login ranges, where an
+    /// empty list means anywhere.
+    fn in_ranges(&self, ranges: &[IpNet], ip: IpAddr, anywhere_if_empty: bool) -> bool {
+        (anywhere_if_empty && ranges.is_empty())
+            || ranges.iter().any(|&net| self.net_contains(net, ip))
+    }
+
+    /// Whether the profile's login ranges admit `ip` (none configured: anywhere).
+    fn login_allowed(&self, profile: usize, ip: IpAddr) -> bool {
+        self.in_ranges(self.profiles[profile].login_ranges(), ip, true)
+    }
+
     /// The expected answer of `validate` (or of `step_up` with `raise_to`).
     pub(crate) fn expect_validate(
         &self,
@@ -222,11 +283,10 @@ impl Model {
         if let Some(refusal) = s.tombstone(now) {
             return self.dead(s, now, refusal);
         }
-        if s.ip_locked && s.origin != ip {
+        if s.ip_locked && s.origin != self.canonical(ip) {
             return Expect::exactly(Outcome::Refused(Refusal::IpMismatch));
         }
-        if self.settings.enforce_login_ranges_every_request()
-            && !self.profiles[s.profile].allows(ip)
+        if self.settings.enforce_login_ranges_every_request() && !self.login_allowed(s.profile, ip)
         {
             return Expect::exactly(Outcome::Refused(Refusal::IpNotAllowed));
         }
@@ -307,22 +367,19 @@ impl Model {
         device: bool,
         now: u64,
     ) -> LoginExpect {
-        let profile = &self.profiles[self.user_profile[user as usize]];
-        if !profile.allows(ip) {
+        let profile_index = self.user_profile[user as usize];
+        let profile = &self.profiles[profile_index];
+        if !self.login_allowed(profile_index, ip) {
             return LoginExpect::Denied(DenyReason::IpNotAllowed);
         }
-        let level = self.settings.level_for(method);
+        let level = level_of(method);
         if session_type == SessionType::Ui && level < profile.required_level() {
             return LoginExpect::StepUp {
                 required: profile.required_level(),
                 offered: level,
             };
         }
-        let trusted = self
-            .settings
-            .trusted_ranges()
-            .iter()
-            .any(|net| net.contains(&ip));
+        let trusted = self.in_ranges(self.settings.trusted_ranges(), ip, false);
         if level == SecurityLevel::Standard
             && !trusted
             && !(device && self.remembered_device[user as usize])
@@ -348,7 +405,7 @@ impl Model {
         if now >= expires_at {
             return LoginExpect::Denied(DenyReason::ChallengeInvalid);
         }
-        if !self.profiles[self.user_profile[user as usize]].allows(ip) {
+        if !self.login_allowed(self.user_profile[user as usize], ip) {
             return LoginExpect::Denied(DenyReason::IpNotAllowed);
         }
         self.expect_issue(user, ip, method, session_type, now)
@@ -392,8 +449,9 @@ impl Model {
             ip_locked: self.settings.lock_sessions_to_ip(),
             browser_bound: self.settings.force_relogin_on_browser_close()
                 && session_type == SessionType::Ui,
-            level: self.settings.level_for(method),
-            origin: ip,
+            level: level_of(method),
+            // Sessions remember where they came from in the canonical form.
+            origin: self.canonical(ip),
             session_type,
             cap_ends,
         })
@@ -444,5 +502,179 @@ impl Model {
     pub(crate) fn certain_at(&self, id: SessionId, now: u64) -> bool {
         let s = &self.sessions[id as usize];
         s.live_at(now) || now < s.removable_at(self.retention)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sessionward_core::{Engine, LoginOutcome, LoginRequest, ManualClock};
+
+    use super::*;
+
+    const NOW: u64 = 1_709_539_200;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    fn net(text: &str) -> IpNet {
+        text.parse().expect("a range")
+    }
+
+    /// One org locked to IP with the offices trusted, one profile that may log in from
+    /// 10.20.0.0/16 only, one user.
+    fn org() -> (OrgSettings, Profile) {
+        let settings = OrgSettings::builder()
+            .lock_sessions_to_ip(true)
+            .enforce_login_ranges_every_request(true)
+            .trusted_ranges([net("10.0.0.0/8")])
+            .build()
+            .expect("settings");
+        let profile = Profile::builder("staff")
+            .login_ranges([net("10.20.0.0/16")])
+            .build()
+            .expect("profile");
+        (settings, profile)
+    }
+
+    fn model(mapped_is_ipv4: bool) -> Model {
+        let (settings, profile) = org();
+        Model {
+            settings,
+            profiles: vec![profile],
+            sessions: Vec::new(),
+            user_profile: vec![0],
+            user_sessions: vec![Vec::new()],
+            remembered_device: vec![false],
+            password_reset_at: vec![None],
+            retention: 3600,
+            mapped_is_ipv4,
+        }
+    }
+
+    #[test]
+    fn mapped_addresses_and_ranges_read_as_ipv4() {
+        let m = model(true);
+        assert_eq!(m.canonical(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(m.canonical(ip("2001:db8::1")), ip("2001:db8::1"));
+        assert_eq!(
+            m.canonical_net(net("::ffff:10.0.0.0/104")),
+            net("10.0.0.0/8")
+        );
+        assert!(m.net_contains(net("::ffff:10.0.0.0/104"), ip("10.1.2.3")));
+        assert!(m.net_contains(net("::ffff:10.0.0.0/104"), ip("::ffff:10.1.2.3")));
+        assert!(m.net_contains(net("10.0.0.0/8"), ip("::ffff:10.1.2.3")));
+        assert!(!m.net_contains(net("::ffff:10.0.0.0/104"), ip("11.0.0.1")));
+        assert!(!m.net_contains(net("::ffff:10.0.0.0/104"), ip("2001:db8::1")));
+        // Shorter than 96 bits the range is not an IPv4 range: it stays IPv6.
+        assert!(!m.net_contains(net("::ffff:0.0.0.0/80"), ip("10.1.2.3")));
+
+        // The false belief of the skew: a mapped address is another address.
+        let skewed = model(false);
+        assert!(!skewed.net_contains(net("::ffff:10.0.0.0/104"), ip("10.1.2.3")));
+        assert!(!skewed.net_contains(net("10.0.0.0/8"), ip("::ffff:10.1.2.3")));
+    }
+
+    #[test]
+    fn a_mapped_login_and_request_are_the_ipv4_ones() {
+        let m = model(true);
+        let mapped = ip("::ffff:10.20.1.2");
+        let expected = m.expect_login(
+            0,
+            mapped,
+            LoginMethod::Password,
+            SessionType::Ui,
+            false,
+            NOW,
+        );
+        // Inside the login ranges and the trusted ranges (no challenge), origin in IPv4 form.
+        let LoginExpect::Issued(snapshot) = &expected else {
+            panic!("{expected:?}");
+        };
+        assert_eq!(snapshot.origin, ip("10.20.1.2"));
+        assert_eq!(snapshot.level, SecurityLevel::Standard);
+        assert_eq!(
+            expected,
+            m.expect_login(
+                0,
+                ip("10.20.1.2"),
+                LoginMethod::Password,
+                SessionType::Ui,
+                false,
+                NOW
+            )
+        );
+        assert_eq!(
+            m.expect_login(
+                0,
+                ip("::ffff:10.30.1.2"),
+                LoginMethod::Password,
+                SessionType::Ui,
+                false,
+                NOW
+            ),
+            LoginExpect::Denied(DenyReason::IpNotAllowed)
+        );
+
+        // A session locked to 10.20.1.2 accepts its mapped form and nothing else.
+        let (settings, profile) = org();
+        let engine = Engine::builder()
+            .settings(settings)
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .expect("engine");
+        engine.add_profile(profile).expect("profile");
+        engine.add_user("ada", "staff").expect("user");
+        let LoginOutcome::Issued(issued) = engine
+            .login(&LoginRequest::new("ada", ip("10.20.1.2")))
+            .expect("login")
+        else {
+            panic!("issued from a trusted office address");
+        };
+        let mut m = m;
+        let id = m.add_session(0, issued.token, &issued.session, Some(snapshot), NOW);
+        let outcome = |m: &Model, from: &str| {
+            m.expect_validate(id, NOW + 1, ip(from), Requirement::Any, None)
+                .outcome
+        };
+        assert!(matches!(
+            outcome(&m, "::ffff:10.20.1.2"),
+            Outcome::Ok { .. }
+        ));
+        assert_eq!(
+            outcome(&m, "::ffff:10.20.1.3"),
+            Outcome::Refused(Refusal::IpMismatch)
+        );
+        assert_eq!(
+            outcome(&model_with(&m, false), "::ffff:10.20.1.2"),
+            Outcome::Refused(Refusal::IpMismatch),
+            "the skewed model would refuse what the engine must accept"
+        );
+    }
+
+    /// `m` with another belief about mapped addresses.
+    fn model_with(m: &Model, mapped_is_ipv4: bool) -> Model {
+        let mut other = model(mapped_is_ipv4);
+        for s in &m.sessions {
+            other.sessions.push(ModelSession {
+                token: s.token.clone(),
+                ..*s
+            });
+        }
+        other
+    }
+
+    #[test]
+    fn login_methods_grant_the_documented_levels() {
+        // The model's own table agrees with the documented defaults of the settings.
+        let defaults = OrgSettings::default();
+        for method in LoginMethod::ALL {
+            assert_eq!(level_of(method), defaults.level_for(method), "{method}");
+        }
+        assert_eq!(level_of(LoginMethod::Password), SecurityLevel::Standard);
+        assert_eq!(level_of(LoginMethod::Mfa), SecurityLevel::HighAssurance);
+        assert_eq!(level_of(LoginMethod::ClientCredentials), SecurityLevel::Low);
     }
 }
