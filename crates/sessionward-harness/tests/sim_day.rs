@@ -74,6 +74,16 @@ fn the_ci_scenario_passes_its_checks_on_three_seeds() {
                 "seed {seed}: no {action}"
             );
         }
+        // Grants with a guessed client secret, from inside the integration's login ranges: the
+        // secret check alone refuses them, each one as invalid_client.
+        let guesses = day.totals.attacks["guessed_client_secret"];
+        assert!(guesses.attempts > 0, "seed {seed}");
+        assert_eq!(guesses.refused, guesses.attempts, "seed {seed}");
+        assert_eq!(
+            login_refusals.get("grant_invalid_client").copied(),
+            Some(guesses.attempts),
+            "seed {seed}"
+        );
         let attacks = day.totals.attacks_total();
         assert!(attacks.attempts > 0);
         assert_eq!(
@@ -157,6 +167,7 @@ requests_per_active_user_per_minute = 1.0
 [[credentials]]
 name = "erp"
 profile = "integration"
+scopes = ["orders", "invoices"]
 
 [[jobs]]
 name = "idle"
@@ -192,6 +203,42 @@ fn a_job_counts_only_the_engine_calls_it_makes() {
 }
 
 #[test]
+fn jobs_get_their_tokens_from_the_oauth_grant_with_its_scope_check() {
+    // The job asks for a scope its credential was not registered with: the grant refuses it
+    // (invalid_scope) before any login, as the model predicts; a direct login of the
+    // integration user would have issued a session.
+    let text = IDLE_JOB.replace("CALLS", "2").replace(
+        "runner_ip = \"192.0.2.10\"",
+        "runner_ip = \"192.0.2.10\"\nscopes = [\"orders\", \"admin\"]",
+    );
+    let scenario = Scenario::from_toml_str(&text, "scopes.toml").expect("scenario loads");
+    let day = simulate_day(&scenario, &SimOptions::default()).expect("runs");
+    assert_eq!(
+        day.checks.disagreement_count, 0,
+        "{:?}",
+        day.checks.disagreements
+    );
+    assert_eq!(day.totals.logins, 0, "no session for a refused grant");
+    assert_eq!(day.totals.login_attempts, 3);
+    assert_eq!(
+        day.totals
+            .login_refusals
+            .get("grant_invalid_scope")
+            .copied(),
+        Some(3)
+    );
+    // One grant per run, refused, then the job gives up: 3 checked grants.
+    assert_eq!(day.checks.expected_outcomes, 2 * 3 + 3);
+
+    // A scope name the org would refuse to register is refused with the scenario's line.
+    let bad = IDLE_JOB
+        .replace("CALLS", "2")
+        .replace("\"invoices\"]", "\"has space\"]");
+    let err = Scenario::from_toml_str(&bad, "bad.toml").expect_err("refused");
+    assert_eq!(err.field(), Some("credentials[0].scopes[1]"), "{err}");
+}
+
+#[test]
 fn ipv4_mapped_addresses_are_presented_and_checked_as_their_ipv4_form() {
     // The day presents some requests, logins and job calls as `::ffff:a.b.c.d` and ends one
     // range spelled `::ffff:172.16.0.0/113`; with the model's address rule the engine agrees
@@ -210,11 +257,21 @@ fn ipv4_mapped_addresses_are_presented_and_checked_as_their_ipv4_form() {
         .iter()
         .map(|d| d.what.as_str())
         .collect();
-    for call in ["validate Any from ::ffff:", "login password from ::ffff:"] {
+    for call in [
+        "validate Any from ::ffff:",
+        "login password from ::ffff:",
+        "grant warehouse scope (all) from ::ffff:192.0.2.11",
+    ] {
         assert!(
             whats.iter().any(|what| what.starts_with(call)),
             "no disagreement on {call}: {whats:#?}"
         );
+    }
+    // Disagreements name calls and outcomes, never a token or a client secret.
+    for d in &day.checks.disagreements {
+        for text in [&d.what, &d.expected, &d.observed] {
+            assert!(!text.contains("swd_"), "{d:?}");
+        }
     }
     let range_end = day
         .checks

@@ -4,6 +4,7 @@
 //! decides with its own logic which range holds an address, what counts as the same address
 //! and which level a login method grants.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use sessionward_core::{
@@ -213,6 +214,67 @@ impl Snapshot {
     }
 }
 
+/// An OAuth client of the org (a named credential) as the model knows it.
+pub(crate) struct ModelClient {
+    /// The integration user the client's grants log in.
+    pub(crate) user: u32,
+    /// The scopes it was registered with.
+    pub(crate) scopes: BTreeSet<String>,
+}
+
+/// What a client-credentials grant is expected to give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GrantExpect {
+    /// An OAUTH2 session of the client's user, with these scopes, sorted.
+    Granted {
+        snapshot: Snapshot,
+        scopes: Vec<String>,
+    },
+    /// Unknown client or wrong secret.
+    InvalidClient,
+    /// The first requested scope the client was not registered with.
+    InvalidScope(String),
+    /// The login of the client's user gave no session; `challenged` if the engine issued a
+    /// challenge on the way (a machine cannot answer it).
+    Unauthorized {
+        reason: DenyReason,
+        challenged: bool,
+    },
+}
+
+impl GrantExpect {
+    /// The outcome as text, for comparison and for disagreement reports (never a secret).
+    pub(crate) fn describe(&self, now: u64, day_start: u64) -> String {
+        match self {
+            Self::Granted { snapshot, scopes } => Self::describe_granted(
+                scopes,
+                (now + snapshot.idle)
+                    .min(snapshot.absolute)
+                    .saturating_sub(now),
+                snapshot,
+                day_start,
+            ),
+            Self::InvalidClient => "invalid_client".to_owned(),
+            Self::InvalidScope(scope) => format!("invalid_scope ({scope})"),
+            Self::Unauthorized { reason, .. } => format!("unauthorized_client ({reason})"),
+        }
+    }
+
+    /// A grant's facts as text.
+    pub(crate) fn describe_granted(
+        scopes: &[String],
+        expires_in: u64,
+        snapshot: &Snapshot,
+        day_start: u64,
+    ) -> String {
+        format!(
+            "granted [{}], expires in {expires_in}s, {}",
+            scopes.join(" "),
+            snapshot.describe(day_start)
+        )
+    }
+}
+
 /// The model of the whole org.
 pub(crate) struct Model {
     pub(crate) settings: OrgSettings,
@@ -227,6 +289,8 @@ pub(crate) struct Model {
     /// IPv4 address, and a mapped range (`::ffff:10.0.0.0/104`) its IPv4 range. `false` only
     /// to plant a false belief in tests.
     pub(crate) mapped_is_ipv4: bool,
+    /// The org's OAuth clients, one per named credential, in the scenario's order.
+    pub(crate) clients: Vec<ModelClient>,
 }
 
 impl Model {
@@ -457,6 +521,58 @@ impl Model {
         })
     }
 
+    /// The expected outcome of a client-credentials grant by `client`, presenting its
+    /// registered secret or not, asking for `requested` scopes (`None`: all it has) from `ip`:
+    /// the client and secret first, then the scopes, then a `client_credentials` login of the
+    /// client's user as an OAUTH2 session.
+    pub(crate) fn expect_grant(
+        &self,
+        client: usize,
+        right_secret: bool,
+        requested: Option<&[String]>,
+        ip: IpAddr,
+        now: u64,
+    ) -> GrantExpect {
+        let client = &self.clients[client];
+        if !right_secret {
+            return GrantExpect::InvalidClient;
+        }
+        let scopes: Vec<String> = match requested {
+            None => client.scopes.iter().cloned().collect(),
+            Some(requested) => {
+                if let Some(missing) = requested.iter().find(|s| !client.scopes.contains(*s)) {
+                    return GrantExpect::InvalidScope(missing.clone());
+                }
+                let granted: BTreeSet<&String> = requested.iter().collect();
+                granted.into_iter().cloned().collect()
+            }
+        };
+        let login = self.expect_login(
+            client.user,
+            ip,
+            LoginMethod::ClientCredentials,
+            SessionType::OAuth2,
+            false,
+            now,
+        );
+        match login {
+            LoginExpect::Issued(snapshot) => GrantExpect::Granted { snapshot, scopes },
+            LoginExpect::Denied(reason) => GrantExpect::Unauthorized {
+                reason,
+                challenged: false,
+            },
+            // Documented: a machine can answer neither a challenge nor a step-up.
+            LoginExpect::Challenge { .. } => GrantExpect::Unauthorized {
+                reason: DenyReason::ChallengeInvalid,
+                challenged: true,
+            },
+            LoginExpect::StepUp { .. } => GrantExpect::Unauthorized {
+                reason: DenyReason::ChallengeInvalid,
+                challenged: false,
+            },
+        }
+    }
+
     /// Records an issued session: with the model's own snapshot when it expected one, else
     /// with the facts the engine reported (after a disagreement was recorded).
     pub(crate) fn add_session(
@@ -551,6 +667,10 @@ mod tests {
             password_reset_at: vec![None],
             retention: 3600,
             mapped_is_ipv4,
+            clients: vec![ModelClient {
+                user: 0,
+                scopes: ["api".to_owned(), "bulk".to_owned()].into(),
+            }],
         }
     }
 
@@ -664,6 +784,57 @@ mod tests {
             });
         }
         other
+    }
+
+    #[test]
+    fn grants_check_the_secret_then_the_scopes_then_the_login() {
+        let m = model(true);
+        let office = ip("10.20.1.1");
+        let scopes = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            m.expect_grant(0, false, Some(&scopes(&["nope"])), ip("192.0.2.1"), NOW),
+            GrantExpect::InvalidClient,
+            "a wrong secret is refused before anything else is looked at"
+        );
+        assert_eq!(
+            m.expect_grant(
+                0,
+                true,
+                Some(&scopes(&["api", "admin", "root"])),
+                office,
+                NOW
+            ),
+            GrantExpect::InvalidScope("admin".to_owned())
+        );
+        assert_eq!(
+            m.expect_grant(0, true, None, ip("192.0.2.1"), NOW),
+            GrantExpect::Unauthorized {
+                reason: DenyReason::IpNotAllowed,
+                challenged: false
+            }
+        );
+        let GrantExpect::Granted {
+            snapshot,
+            scopes: granted,
+        } = m.expect_grant(
+            0,
+            true,
+            Some(&scopes(&["bulk", "api", "bulk"])),
+            office,
+            NOW,
+        )
+        else {
+            panic!("granted from inside the login ranges");
+        };
+        assert_eq!(granted, ["api", "bulk"], "sorted, once each");
+        assert_eq!(snapshot.session_type, SessionType::OAuth2);
+        assert_eq!(snapshot.level, SecurityLevel::Low);
+        assert!(!snapshot.browser_bound);
+        let GrantExpect::Granted { scopes: all, .. } = m.expect_grant(0, true, None, office, NOW)
+        else {
+            panic!("granted");
+        };
+        assert_eq!(all, ["api", "bulk"], "no scope asked: every registered one");
     }
 
     #[test]
