@@ -13,8 +13,8 @@
 //!   checked with errors naming the line and field ([`ScenarioError`]), or the embedded
 //!   [`Scenario::default_day`] (10,000 users, 8 hours, seed 42) and [`Scenario::ci`].
 //! - [`simulate_day`]: the day on a manual clock, deterministic for a seed; every validation,
-//!   login, step-up, logout and admin end is compared with the model's expectation, and every
-//!   disagreement lands in [`Checks`].
+//!   login, OAuth grant, step-up, logout and admin end is compared with the model's
+//!   expectation, and every disagreement lands in [`Checks`].
 //! - [`closed_loop`] and [`measure_memory`]: wall-clock throughput on 1..=N threads and memory
 //!   per live session.
 //! - [`run`]: all of the above assembled into a [`Report`].
