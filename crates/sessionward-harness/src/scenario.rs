@@ -16,7 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use sessionward_core::{
-    parse_cidr, parse_ip, CapAction, IpNet, LoginMethod, OrgSettings, Profile, SecurityLevel,
+    parse_cidr, parse_ip, CapAction, IpNet, LoginMethod, OAuthClients, OrgSettings, Profile,
+    SecurityLevel,
 };
 
 use file::{ActionKind, CapActionFile, LevelFile, MethodFile, ScenarioFile};
@@ -163,7 +164,8 @@ pub(crate) enum AdminAction {
     ResetPasswords(u32),
     /// End every session of a profile.
     EndProfile(usize),
-    /// End every session started from a range.
+    /// End every session started from a range, spelled as in the scenario (an IPv4-mapped
+    /// range stays mapped).
     EndRange(IpNet),
     /// End every session of the org.
     EndAll,
@@ -214,7 +216,10 @@ pub(crate) struct Job {
     pub(crate) every_minutes: u32,
     pub(crate) first_minute: u32,
     pub(crate) calls: u32,
+    /// The address the job calls from, spelled as in the scenario (IPv4-mapped stays mapped).
     pub(crate) runner_ip: IpAddr,
+    /// Scopes the job asks the grant for; `None`: the credential's scopes.
+    pub(crate) scopes: Option<Vec<String>>,
 }
 
 /// The attackers' traffic.
@@ -225,6 +230,9 @@ pub(crate) struct Attackers {
     pub(crate) stolen_replays_per_minute: f64,
     pub(crate) forged_per_minute: f64,
     pub(crate) malformed_per_minute: f64,
+    /// Client-credentials grants with a job's client id and a guessed secret, sent from that
+    /// job's runner address (a neighbour host inside the integration's login ranges).
+    pub(crate) client_secret_guesses_per_minute: f64,
 }
 
 /// Settings of the wall-clock measurements that follow the simulated day.
@@ -919,10 +927,16 @@ impl Ctx<'_> {
                     let text = a.range.as_deref().ok_or_else(|| {
                         self.err(&format!("{path}.range"), "end_range needs a range")
                     })?;
-                    AdminAction::EndRange(
-                        parse_cidr("range", text)
-                            .map_err(|e| self.err(&format!("{path}.range"), e.to_string()))?,
-                    )
+                    let checked = parse_cidr("range", text)
+                        .map_err(|e| self.err(&format!("{path}.range"), e.to_string()))?;
+                    // Kept as written, so that an IPv4-mapped spelling (`::ffff:10.0.0.0/104`)
+                    // reaches the engine as such: the day checks that it ends the sessions of
+                    // the IPv4 range. The core's parser above has accepted the text.
+                    let as_written = text
+                        .trim()
+                        .parse::<IpNet>()
+                        .map_or(checked, |net| net.trunc());
+                    AdminAction::EndRange(as_written)
                 }
                 ActionKind::TightenProfile => {
                     let index = profile_index()?;
@@ -1024,6 +1038,7 @@ impl Ctx<'_> {
                     ),
                 ));
             }
+            self.check_scopes(&format!("{path}.scopes"), &c.scopes)?;
             if c.refresh_before_expiry_secs > 3600 {
                 return Err(self.err(
                     &format!("{path}.refresh_before_expiry_secs"),
@@ -1042,6 +1057,25 @@ impl Ctx<'_> {
             });
         }
         Ok(credentials)
+    }
+
+    /// Scope names as the org's OAuth client registry checks them (RFC 6749 scope tokens):
+    /// the engine's own check, so that registering the scenario's clients cannot fail.
+    fn check_scopes(&self, path: &str, scopes: &[String]) -> Checked<()> {
+        for (i, scope) in scopes.iter().enumerate() {
+            OAuthClients::default()
+                .register("scenario-check", "scenario-check", [scope.as_str()])
+                .map_err(|e| self.err(&format!("{path}[{i}]"), e.to_string()))?;
+        }
+        // Then the list as a whole (at most 64 scopes per client).
+        OAuthClients::default()
+            .register(
+                "scenario-check",
+                "scenario-check",
+                scopes.iter().map(String::as_str),
+            )
+            .map(drop)
+            .map_err(|e| self.err(path, e.to_string()))
     }
 
     fn jobs(&self, raw: &ScenarioFile, credentials: &[Credential]) -> Checked<Vec<Job>> {
@@ -1080,8 +1114,14 @@ impl Ctx<'_> {
                         format!("{} is outside the allowed range 0..=100000", j.calls),
                     ));
                 }
-                let runner_ip = parse_ip(&j.runner_ip)
+                let checked = parse_ip(&j.runner_ip)
                     .map_err(|e| self.err(&format!("{path}.runner_ip"), e.to_string()))?;
+                // Kept as written, like range ends: a runner on a dual-stack host calls from
+                // its IPv4-mapped address, which the engine must read as the IPv4 one.
+                let runner_ip = j.runner_ip.trim().parse().unwrap_or(checked);
+                if let Some(scopes) = &j.scopes {
+                    self.check_scopes(&format!("{path}.scopes"), scopes)?;
+                }
                 Ok(Job {
                     name: j.name.clone(),
                     credential,
@@ -1089,6 +1129,7 @@ impl Ctx<'_> {
                     first_minute: j.first_minute,
                     calls: j.calls,
                     runner_ip,
+                    scopes: j.scopes.clone(),
                 })
             })
             .collect()
@@ -1113,12 +1154,19 @@ impl Ctx<'_> {
                 raw.malformed_per_minute,
                 100_000.0,
             )?,
+            client_secret_guesses_per_minute: self.rate(
+                "attackers.client_secret_guesses_per_minute",
+                raw.client_secret_guesses_per_minute,
+                100_000.0,
+            )?,
         };
-        let active = attackers.stolen_replays_per_minute
+        let from_ranges = attackers.stolen_replays_per_minute
             + attackers.forged_per_minute
             + attackers.malformed_per_minute
             > 0.0;
-        if active && attackers.ranges.is_empty() {
+        // Secret guesses come from the jobs' runner addresses, not the attacker ranges.
+        let active = from_ranges || attackers.client_secret_guesses_per_minute > 0.0;
+        if from_ranges && attackers.ranges.is_empty() {
             return Err(self.err(
                 "attackers.ranges",
                 "attackers need at least one CIDR range to come from",

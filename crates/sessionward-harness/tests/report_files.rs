@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use std::{fs, io};
 
 use sessionward_harness::{
-    read_report, write_report, AttackStats, Checks, Disagreement, LatencyRecorder, Machine,
-    MemoryStats, MinuteStats, Report, ReportError, SimulatedDay, ThroughputPoint, Totals,
+    read_report, render_summary, write_report, AttackStats, Checks, Disagreement, LatencyRecorder,
+    Machine, MemoryStats, MinuteStats, Report, ReportError, SimulatedDay, ThroughputPoint, Totals,
     WallStats, SCHEMA_VERSION,
 };
 
@@ -49,6 +49,12 @@ fn synthetic_report() -> Report {
         minutes.push(stats);
     }
     totals.refusals.insert("malformed_token".to_owned(), 17);
+    totals.login_attempts = 2_000;
+    totals.login_refusals = [
+        ("login_denied_ip_not_allowed".to_owned(), 30),
+        ("login_step_up_required".to_owned(), 10),
+    ]
+    .into();
     totals.challenges = 321;
     totals.step_ups = 45;
     totals.jobs_run = 900;
@@ -107,10 +113,11 @@ fn synthetic_report() -> Report {
             validations_per_sec: 1.0 / 3.0 * 1e7,
             logins_per_sec: 12_345.678,
         },
-        memory: MemoryStats {
-            live_sessions: 2_100,
-            bytes_per_live_session: 187.5,
-        },
+        // The memory measurement fills an engine of its own, far larger than the day's.
+        memory: Some(MemoryStats {
+            live_sessions: 1_000_000,
+            bytes_per_live_session: 93.25,
+        }),
     }
 }
 
@@ -188,12 +195,12 @@ fn json_round_trips_into_the_same_report() {
 
     let text = fs::read_to_string(&files.json).expect("report.json readable");
     let value: serde_json::Value = serde_json::from_str(&text).expect("valid json");
-    assert_eq!(value["schema_version"], 1);
+    assert_eq!(value["schema_version"], SCHEMA_VERSION);
     assert!(text.contains("\n  \"title\""), "pretty-printed");
 
     let parsed: Report = serde_json::from_str(&text).expect("parses as a Report");
     assert_eq!(parsed, report);
-    assert_eq!(parsed.schema_version, 1);
+    assert_eq!(parsed.schema_version, SCHEMA_VERSION);
     assert_eq!(read_report(&files.json).expect("read_report"), report);
     // No temporary files are left behind.
     let mut names: Vec<String> = fs::read_dir(&dir.0)
@@ -265,6 +272,161 @@ fn markdown_names_the_command_and_the_p99() {
     assert!(md.contains(&format!("| {} | 12 |", "&lt;img onerror=x&gt;")));
 }
 
+/// The text of the summary table row named `name` in `report.html`.
+fn html_summary_value(html: &str, name: &str) -> String {
+    let row = format!("<tr><td>{name}</td><td class=\"num\">");
+    let start = html.find(&row).unwrap_or_else(|| panic!("no row {name}")) + row.len();
+    let end = html[start..].find("</td>").expect("cell closed");
+    html[start..start + end].to_owned()
+}
+
+#[test]
+fn live_sessions_at_the_end_come_from_the_day_and_memory_from_its_own_engine() {
+    let report = synthetic_report();
+    let day_end = report
+        .simulated
+        .minutes
+        .last()
+        .expect("minutes")
+        .active_sessions;
+    assert_eq!(day_end, 2_361);
+    assert_eq!(report.simulated.live_sessions_at_end(), day_end);
+    assert_ne!(report.simulated.peak_active_sessions(), day_end);
+    let dir = TempDir::new("live");
+    let files = write_report(&dir.0, &report).expect("report written");
+    let measured = "93 B per session, measured with 1,000,000 sessions in a separate engine";
+
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    assert!(
+        md.contains("| live sessions at the end of the day | 2,361 |"),
+        "{md}"
+    );
+    assert!(md.contains(&format!("| memory (separate measurement) | {measured} |")));
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    assert_eq!(
+        html_summary_value(&html, "live sessions at the end of the day"),
+        "2,361"
+    );
+    assert_eq!(
+        html_summary_value(&html, "memory (separate measurement)"),
+        measured
+    );
+    let summary = render_summary(&report);
+    assert!(summary.contains(", 2,361 at the end"), "{summary}");
+    assert!(
+        summary.contains(&format!("memory       {measured}")),
+        "{summary}"
+    );
+    for text in [&md, &html, &summary] {
+        assert!(
+            !text.contains("1,000,000 live"),
+            "the measurement is not the day"
+        );
+    }
+
+    // Not measured: said so, and no "0 B" anywhere.
+    let unmeasured = Report {
+        memory: None,
+        ..report
+    };
+    let dir = TempDir::new("unmeasured");
+    let files = write_report(&dir.0, &unmeasured).expect("report written");
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    let summary = render_summary(&unmeasured);
+    assert!(md.contains("| memory (separate measurement) | not measured |"));
+    assert_eq!(
+        html_summary_value(&html, "memory (separate measurement)"),
+        "not measured"
+    );
+    assert!(summary.contains("memory       not measured"), "{summary}");
+    for text in [&md, &html, &summary] {
+        assert!(!text.contains(" 0 B"), "{text}");
+        assert!(text.contains("2,361"));
+    }
+    assert_eq!(read_report(&files.json).expect("read back"), unmeasured);
+}
+
+#[test]
+fn refused_logins_are_reported_apart_from_refused_validations() {
+    let report = synthetic_report();
+    let t = &report.totals;
+    let refused = t.refusals_total();
+    assert_eq!(t.login_refusals_total(), 40);
+    let share = format!(
+        "{:.1}% of validations",
+        refused as f64 * 100.0 / t.validations as f64
+    );
+    let dir = TempDir::new("refusals");
+    let files = write_report(&dir.0, &report).expect("report written");
+
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    let validation_row = format!(
+        "| refused validations | {} ({share}) |",
+        group_digits(refused)
+    );
+    assert!(md.contains(&validation_row), "{validation_row}\n{md}");
+    assert!(md.contains("| login attempts | 2,000 |"));
+    assert!(md.contains("| refused logins | 40 (2.0% of login attempts) |"));
+    let validations_table = section(&md, "## Refused validations by reason", "##");
+    let logins_table = section(&md, "## Refused logins by reason", "##");
+    assert!(!validations_table.contains("login_"), "{validations_table}");
+    assert!(validations_table.contains("| malformed_token | 17 |"));
+    assert!(logins_table.contains("| login_denied_ip_not_allowed | 30 | 75.0% |"));
+    assert!(logins_table.contains("| login_step_up_required | 10 | 25.0% |"));
+
+    let html = fs::read_to_string(&files.html).expect("report.html readable");
+    assert_eq!(
+        html_summary_value(&html, "refused validations"),
+        format!("{} ({share})", group_digits(refused))
+    );
+    assert_eq!(
+        html_summary_value(&html, "refused logins"),
+        "40 (2.0% of login attempts)"
+    );
+    let validations_table = section(&html, "<h2>Refused validations by reason</h2>", "<h2>");
+    let logins_table = section(&html, "<h2>Refused logins by reason</h2>", "<h2>");
+    assert!(!validations_table.contains("login_"));
+    assert!(logins_table.contains("login_step_up_required"));
+    assert!(!legend_of(svg_by_id(&html, "chart-refusals")).contains("login_"));
+
+    let summary = render_summary(&report);
+    assert!(
+        summary.contains(&format!(
+            "{} refused ({share}): expired_idle",
+            group_digits(refused)
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(
+            "40 of 2,000 login attempts refused (2.0%): login_denied_ip_not_allowed 30, \
+             login_step_up_required 10"
+        ),
+        "{summary}"
+    );
+}
+
+/// The text from `heading` to the next `next` after it (or to the end).
+fn section<'a>(text: &'a str, heading: &str, next: &str) -> &'a str {
+    let start = text.find(heading).unwrap_or_else(|| panic!("no {heading}")) + heading.len();
+    let end = text[start..].find(next).map_or(text.len(), |i| start + i);
+    &text[start..end]
+}
+
+/// `1234` as `1,234`.
+fn group_digits(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[test]
 fn a_disagreement_fails_the_report_and_the_banner() {
     let mut report = synthetic_report();
@@ -310,6 +472,14 @@ fn empty_report_still_renders_five_charts() {
     check_well_formed(&html).expect("well-formed html");
     assert_eq!(html.matches("<svg").count(), 5);
     assert_eq!(html.matches(">no data</text>").count(), 5);
+    // Nothing was checked: that is no pass.
+    assert!(html.contains("<div class=\"banner fail\" id=\"verdict\">FAIL: nothing was checked"));
+    assert!(!html.contains("banner pass"));
+    let md = fs::read_to_string(&files.markdown).expect("report.md readable");
+    assert!(
+        md.contains("**Checks: FAIL** - nothing was checked"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -337,12 +507,12 @@ fn errors_name_the_path_or_field() {
     // Another schema version is named as such; a missing file is a read error.
     let json = file_dir.0.join("future.json");
     let mut value = serde_json::to_value(synthetic_report()).expect("to value");
-    value["schema_version"] = 2.into();
+    value["schema_version"] = (SCHEMA_VERSION + 1).into();
     fs::write(&json, value.to_string()).expect("json written");
     match read_report(&json) {
         Err(ReportError::UnsupportedSchema {
             found, supported, ..
-        }) => assert_eq!((found, supported), (2, 1)),
+        }) => assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION)),
         other => panic!("expected UnsupportedSchema, got {other:?}"),
     }
     let missing = file_dir.0.join("missing.json");

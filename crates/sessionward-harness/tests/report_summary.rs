@@ -60,6 +60,8 @@ fn summary_is_short_and_names_the_verdict() {
     ]
     .into();
     report.totals.validations = 1_000;
+    report.checks.expected_outcomes = 1_000;
+    report.checks.agreed = 1_000;
 
     let text = render_summary(&report);
     assert!(text.lines().count() <= 16, "{text}");
@@ -81,6 +83,23 @@ fn summary_is_short_and_names_the_verdict() {
     let text = render_summary(&report);
     assert!(text.contains("FAIL: 1 disagreement ("), "{text}");
     assert!(text.contains("expected expired(idle), observed ok"));
+}
+
+#[test]
+fn a_report_that_checked_nothing_fails() {
+    let mut report = Report::default();
+    assert_eq!(report.checks.expected_outcomes, 0);
+    assert!(!report.passed(), "no outcome compared: not a pass");
+    let text = render_summary(&report);
+    assert!(text.contains("FAIL: nothing was checked"), "{text}");
+    assert!(!text.contains("PASS"), "{text}");
+
+    report.checks.expected_outcomes = 5;
+    report.checks.agreed = 5;
+    assert!(report.passed());
+    // Agreement must cover every checked outcome, even when no disagreement was recorded.
+    report.checks.agreed = 4;
+    assert!(!report.passed());
 }
 
 #[test]

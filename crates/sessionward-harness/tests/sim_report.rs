@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sessionward_harness::{read_report, run, write_report, BenchSettings, RunOptions, Scenario};
+use sessionward_harness::{
+    read_report, render_summary, run, write_report, BenchSettings, RunOptions, Scenario,
+};
 
 /// A fresh directory under the system temp dir, removed when dropped.
 struct TempDir(PathBuf);
@@ -48,7 +50,17 @@ fn a_full_ci_run_writes_files_that_parse() {
         .throughput
         .iter()
         .all(|p| p.validations_per_sec > 0.0));
-    assert_eq!(report.memory.live_sessions, 20_000);
+    // The memory figure is its own engine's, the day's live sessions are the day's.
+    let memory = report.memory.expect("memory measured on Linux");
+    assert_eq!(memory.live_sessions, 20_000);
+    let day_end = report
+        .simulated
+        .minutes
+        .last()
+        .expect("minutes")
+        .active_sessions;
+    assert_eq!(report.simulated.live_sessions_at_end(), day_end);
+    assert_ne!(day_end, 20_000);
     assert!(report.latency.samples > 0);
     assert!(report.totals.jobs_run > 0);
     assert!(!report.totals.attacks.is_empty());
@@ -62,6 +74,42 @@ fn a_full_ci_run_writes_files_that_parse() {
     assert!(html.matches("<svg").count() >= 5, "five charts");
     let markdown = fs::read_to_string(&files.markdown).expect("markdown");
     assert!(markdown.contains("ci"));
+    assert!(markdown.contains(&format!(
+        "| live sessions at the end of the day | {} |",
+        group(day_end)
+    )));
+    assert!(markdown.contains("measured with 20,000 sessions in a separate engine"));
+}
+
+/// `1234` as `1,234`, as the report writes counts.
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn a_run_without_the_memory_measurement_says_so() {
+    let options = RunOptions {
+        closed_loop: false,
+        memory: false,
+        ..RunOptions::default()
+    };
+    let report = run(&Scenario::ci(), &options).expect("run");
+    assert_eq!(report.memory, None);
+    let text = render_summary(&report);
+    assert!(text.contains("memory       not measured"), "{text}");
+    assert!(!text.contains(" 0 B"), "{text}");
+    assert!(text.contains(&format!(
+        ", {} at the end",
+        group(report.simulated.live_sessions_at_end())
+    )));
 }
 
 fn harness() -> Command {

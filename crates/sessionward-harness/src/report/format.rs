@@ -1,5 +1,7 @@
 //! Text helpers shared by the renderings: escaping and number formatting.
 
+use super::model::MemoryStats;
+
 /// Escapes `& < > " '` so that `text` can go into HTML or SVG text and quoted attributes.
 pub(crate) fn escape_html(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -108,6 +110,19 @@ pub(crate) fn count(n: u64, noun: &str) -> String {
     }
 }
 
+/// The memory measurement in words: bytes per session and the session count of the separate
+/// engine it was taken on, or `not measured`, never a made-up `0 B`.
+pub(crate) fn memory(memory: Option<&MemoryStats>) -> String {
+    match memory {
+        Some(m) => format!(
+            "{:.0} B per session, measured with {} sessions in a separate engine",
+            m.bytes_per_live_session,
+            group(m.live_sessions)
+        ),
+        None => "not measured".to_owned(),
+    }
+}
+
 /// `part / whole` as a percentage with one decimal, `0.0%` when `whole` is zero.
 pub(crate) fn percent(part: u64, whole: u64) -> String {
     if whole == 0 {
@@ -147,5 +162,14 @@ mod tests {
         assert_eq!(percent(1, 0), "0.0%");
         assert_eq!(count(1, "disagreement"), "1 disagreement");
         assert_eq!(count(1200, "disagreement"), "1,200 disagreements");
+        assert_eq!(memory(None), "not measured");
+        let measured = MemoryStats {
+            live_sessions: 1_000_000,
+            bytes_per_live_session: 93.25,
+        };
+        assert_eq!(
+            memory(Some(&measured)),
+            "93 B per session, measured with 1,000,000 sessions in a separate engine"
+        );
     }
 }

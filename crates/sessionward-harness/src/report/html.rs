@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-use super::format::{clock, compact, count, escape_html, group, nanos, percent};
+use super::format::{clock, compact, count, escape_html, group, memory, nanos, percent};
 use super::model::{MinuteStats, Report};
 use super::svg::{color, Bar, BarChart, MinuteChart, MinuteKind, Series};
 
@@ -163,7 +163,7 @@ pub(crate) fn render_html(report: &Report) -> String {
     out.push_str(
         &MinuteChart {
             id: "chart-refusals",
-            title: "Refusals by reason per simulated minute (stacked)",
+            title: "Refused validations by reason per simulated minute (stacked)",
             y_label: "refusals per minute",
             minutes: &xs,
             series: reasons
@@ -201,6 +201,10 @@ fn banner(out: &mut String, report: &Report) {
             "<div class=\"banner pass\" id=\"verdict\">PASS: the engine agreed with the model on \
              all {} checked outcomes</div>",
             group(c.expected_outcomes)
+        );
+    } else if c.expected_outcomes == 0 {
+        out.push_str(
+            "<div class=\"banner fail\" id=\"verdict\">FAIL: nothing was checked (the model compared 0 outcomes with the engine)</div>\n",
         );
     } else {
         let _ = writeln!(
@@ -244,11 +248,20 @@ fn summary_table(out: &mut String, report: &Report) {
         vec![text("logins"), num(group(t.logins))],
         vec![text("validations"), num(group(t.validations))],
         vec![
-            text("refusals"),
+            text("refused validations"),
             num(format!(
                 "{} ({} of validations)",
                 group(t.refusals_total()),
                 percent(t.refusals_total(), t.validations)
+            )),
+        ],
+        vec![text("login attempts"), num(group(t.login_attempts))],
+        vec![
+            text("refused logins"),
+            num(format!(
+                "{} ({} of login attempts)",
+                group(t.login_refusals_total()),
+                percent(t.login_refusals_total(), t.login_attempts)
             )),
         ],
         vec![text("login challenges"), num(group(t.challenges))],
@@ -279,12 +292,12 @@ fn summary_table(out: &mut String, report: &Report) {
             num(compact(report.wall.logins_per_sec)),
         ],
         vec![
-            text("live sessions at the end"),
-            num(group(report.memory.live_sessions)),
+            text("live sessions at the end of the day"),
+            num(group(day.live_sessions_at_end())),
         ],
         vec![
-            text("bytes per live session"),
-            num(format!("{:.0} B", report.memory.bytes_per_live_session)),
+            text("memory (separate measurement)"),
+            num(memory(report.memory.as_ref())),
         ],
     ];
     table(out, &["measure", "value"], &rows);
@@ -324,27 +337,55 @@ fn checks(out: &mut String, report: &Report) {
     table(out, &["minute", "what", "expected", "observed"], &rows);
 }
 
+/// Refused validations (coloured as in the per-minute chart) and refused logins, in two
+/// tables: each share is taken within its own kind of call.
 fn refusals_table(out: &mut String, report: &Report, reasons: &[String]) {
     let t = &report.totals;
-    out.push_str("<h2>Refusals by reason</h2>\n");
+    out.push_str("<h2>Refused validations by reason</h2>\n");
     if reasons.is_empty() {
-        out.push_str("<p>No refusals.</p>\n");
+        out.push_str("<p>No refused validations.</p>\n");
+    } else {
+        let total = t.refusals_total();
+        let rows: Vec<Vec<Cell>> = reasons
+            .iter()
+            .enumerate()
+            .map(|(i, reason)| {
+                let n = t.refusals.get(reason).copied().unwrap_or(0);
+                vec![
+                    swatch(reason, &color(i)),
+                    num(group(n)),
+                    num(percent(n, total)),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &["reason", "refusals", "share of refused validations"],
+            &rows,
+        );
+    }
+    out.push_str("<h2>Refused logins by reason</h2>\n");
+    if t.login_refusals.is_empty() {
+        out.push_str("<p>No refused logins.</p>\n");
         return;
     }
-    let total = t.refusals_total();
-    let rows: Vec<Vec<Cell>> = reasons
+    let total = t.login_refusals_total();
+    let rows: Vec<Vec<Cell>> = t
+        .login_refusals
         .iter()
-        .enumerate()
-        .map(|(i, reason)| {
-            let n = t.refusals.get(reason).copied().unwrap_or(0);
+        .map(|(reason, n)| {
             vec![
-                swatch(reason, &color(i)),
-                num(group(n)),
-                num(percent(n, total)),
+                text(reason.as_str()),
+                num(group(*n)),
+                num(percent(*n, total)),
             ]
         })
         .collect();
-    table(out, &["reason", "refusals", "share"], &rows);
+    table(
+        out,
+        &["reason", "refusals", "share of refused logins"],
+        &rows,
+    );
 }
 
 fn admin_and_attacks(out: &mut String, report: &Report) {

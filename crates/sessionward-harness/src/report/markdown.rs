@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use super::format::{clock, compact, count, escape_md_cell as cell, group, nanos, percent};
+use super::format::{clock, compact, count, escape_md_cell as cell, group, memory, nanos, percent};
 use super::html::all_reasons;
 use super::model::Report;
 
@@ -27,6 +27,8 @@ pub(crate) fn render_markdown(report: &Report) -> String {
             "**Checks: PASS** - the engine agreed with the model on all {} checked outcomes.\n",
             group(c.expected_outcomes)
         );
+    } else if c.expected_outcomes == 0 {
+        out.push_str("**Checks: FAIL** - nothing was checked (the model compared 0 outcomes with the engine).\n\n");
     } else {
         let _ = writeln!(
             out,
@@ -53,11 +55,20 @@ pub(crate) fn render_markdown(report: &Report) -> String {
         ("logins", group(t.logins)),
         ("validations", group(t.validations)),
         (
-            "refusals",
+            "refused validations",
             format!(
                 "{} ({} of validations)",
                 group(t.refusals_total()),
                 percent(t.refusals_total(), t.validations)
+            ),
+        ),
+        ("login attempts", group(t.login_attempts)),
+        (
+            "refused logins",
+            format!(
+                "{} ({} of login attempts)",
+                group(t.login_refusals_total()),
+                percent(t.login_refusals_total(), t.login_attempts)
             ),
         ),
         ("login challenges", group(t.challenges)),
@@ -81,12 +92,12 @@ pub(crate) fn render_markdown(report: &Report) -> String {
             compact(report.wall.logins_per_sec),
         ),
         (
-            "live sessions at the end",
-            group(report.memory.live_sessions),
+            "live sessions at the end of the day",
+            group(report.simulated.live_sessions_at_end()),
         ),
         (
-            "bytes per live session",
-            format!("{:.0} B", report.memory.bytes_per_live_session),
+            "memory (separate measurement)",
+            memory(report.memory.as_ref()),
         ),
     ];
     for (name, value) in rows {
@@ -119,12 +130,16 @@ pub(crate) fn render_markdown(report: &Report) -> String {
         }
     }
 
-    out.push_str("\n## Refusals by reason\n\n");
+    // Two tables: a refused login is not a refused validation, and each share is taken
+    // within its own kind.
+    out.push_str("\n## Refused validations by reason\n\n");
     let reasons = all_reasons(report);
     if reasons.is_empty() {
-        out.push_str("No refusals.\n");
+        out.push_str("No refused validations.\n");
     } else {
-        out.push_str("| reason | refusals | share |\n| --- | ---: | ---: |\n");
+        out.push_str(
+            "| reason | refusals | share of refused validations |\n| --- | ---: | ---: |\n",
+        );
         let total = t.refusals_total();
         for reason in &reasons {
             let n = t.refusals.get(reason).copied().unwrap_or(0);
@@ -134,6 +149,23 @@ pub(crate) fn render_markdown(report: &Report) -> String {
                 cell(reason),
                 group(n),
                 percent(n, total)
+            );
+        }
+    }
+
+    out.push_str("\n## Refused logins by reason\n\n");
+    if t.login_refusals.is_empty() {
+        out.push_str("No refused logins.\n");
+    } else {
+        out.push_str("| reason | refusals | share of refused logins |\n| --- | ---: | ---: |\n");
+        let total = t.login_refusals_total();
+        for (reason, n) in &t.login_refusals {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                cell(reason),
+                group(*n),
+                percent(*n, total)
             );
         }
     }

@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 /// The version of the `report.json` layout written by this crate.
 ///
 /// Bumped whenever a field is renamed, removed or changes meaning, so that tools comparing
-/// reports across runs can refuse a file they would misread.
-pub const SCHEMA_VERSION: u32 = 1;
+/// reports across runs can refuse a file they would misread. Version 2: `memory` is `null`
+/// when memory was not measured and describes its own engine, never the simulated day;
+/// `totals.refusals` counts refused validations only, refused logins are in
+/// `totals.login_refusals` out of `totals.login_attempts`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Everything one harness run measured: what was simulated, whether the engine agreed with the
 /// model, and how fast it went on which machine.
@@ -41,8 +44,10 @@ pub struct Report {
     pub latency: LatencySummary,
     /// Wall-clock cost of simulating the day.
     pub wall: WallStats,
-    /// Memory held by live sessions at the end of the run.
-    pub memory: MemoryStats,
+    /// Memory per session, measured in a separate engine filled for the purpose (not the
+    /// simulated day's, whose live sessions at the end are
+    /// [`SimulatedDay::live_sessions_at_end`]); `None` when memory was not measured.
+    pub memory: Option<MemoryStats>,
 }
 
 impl Default for Report {
@@ -61,14 +66,15 @@ impl Default for Report {
             throughput: Vec::new(),
             latency: LatencySummary::default(),
             wall: WallStats::default(),
-            memory: MemoryStats::default(),
+            memory: None,
         }
     }
 }
 
 impl Report {
-    /// True when the engine agreed with the model on every checked outcome: no disagreement
-    /// was counted and none was recorded.
+    /// True when the model checked at least one outcome and the engine agreed on every one:
+    /// something was compared, every comparison agreed, and no disagreement was counted or
+    /// recorded. A run that checked nothing has not passed.
     ///
     /// # Examples
     ///
@@ -76,6 +82,9 @@ impl Report {
     /// use sessionward_harness::{Disagreement, Report};
     ///
     /// let mut report = Report::default();
+    /// assert!(!report.passed(), "nothing was checked");
+    /// report.checks.expected_outcomes = 100;
+    /// report.checks.agreed = 100;
     /// assert!(report.passed());
     /// report.checks.record_disagreement(
     ///     Disagreement {
@@ -90,7 +99,11 @@ impl Report {
     /// ```
     #[must_use]
     pub fn passed(&self) -> bool {
-        self.checks.disagreement_count == 0 && self.checks.disagreements.is_empty()
+        let c = &self.checks;
+        c.expected_outcomes > 0
+            && c.agreed == c.expected_outcomes
+            && c.disagreement_count == 0
+            && c.disagreements.is_empty()
     }
 }
 
@@ -121,6 +134,34 @@ impl SimulatedDay {
             .map(|m| m.active_sessions)
             .max()
             .unwrap_or(0)
+    }
+
+    /// Sessions live when the simulated day ended: the last minute's active sessions (0 for no
+    /// minutes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sessionward_harness::{MinuteStats, SimulatedDay};
+    ///
+    /// let day = SimulatedDay {
+    ///     minutes: (0..3)
+    ///         .map(|minute| MinuteStats {
+    ///             minute,
+    ///             active_sessions: [5, 9, 7][minute as usize],
+    ///             ..MinuteStats::default()
+    ///         })
+    ///         .collect(),
+    /// };
+    /// assert_eq!(day.live_sessions_at_end(), 7);
+    /// assert_eq!(day.peak_active_sessions(), 9);
+    /// ```
+    #[must_use]
+    pub fn live_sessions_at_end(&self) -> u64 {
+        self.minutes
+            .iter()
+            .max_by_key(|m| m.minute)
+            .map_or(0, |m| m.active_sessions)
     }
 
     /// Every refusal reason that occurs in any minute, sorted.
@@ -165,10 +206,17 @@ impl MinuteStats {
 pub struct Totals {
     /// Sessions issued.
     pub logins: u64,
-    /// Validations performed (successful or refused).
+    /// Validations performed (successful or refused), step-ups included.
     pub validations: u64,
-    /// Refused validations and logins, by reason code.
+    /// Refused validations (and step-ups), by reason code: a share of `validations`.
     pub refusals: BTreeMap<String, u64>,
+    /// Login attempts: logins, challenge completions and OAuth client-credentials grants,
+    /// whatever their outcome.
+    pub login_attempts: u64,
+    /// Login attempts that gave no session and no challenge, by reason code (e.g.
+    /// `login_denied_ip_not_allowed`, `login_step_up_required`, `grant_invalid_client`): a
+    /// share of `login_attempts`, never of `validations`.
+    pub login_refusals: BTreeMap<String, u64>,
     /// Verification challenges issued at login (source outside the trusted ranges).
     pub challenges: u64,
     /// Step-ups performed to reach a higher security level.
@@ -182,10 +230,16 @@ pub struct Totals {
 }
 
 impl Totals {
-    /// All refusals, whatever the reason.
+    /// All refused validations, whatever the reason (refused logins are not included).
     #[must_use]
     pub fn refusals_total(&self) -> u64 {
         self.refusals.values().sum()
+    }
+
+    /// All refused login attempts, whatever the reason.
+    #[must_use]
+    pub fn login_refusals_total(&self) -> u64 {
+        self.login_refusals.values().sum()
     }
 
     /// All sessions ended by admin actions.
@@ -288,11 +342,12 @@ pub struct WallStats {
     pub logins_per_sec: f64,
 }
 
-/// Memory held by live sessions at the end of the run.
+/// The memory measurement: a fresh engine filled with sessions of its own (see
+/// [`measure_memory`](crate::measure_memory)), separate from the simulated day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct MemoryStats {
-    /// Sessions alive at the end of the run.
+    /// Sessions live in the measurement's own engine (not the simulated day's sessions).
     pub live_sessions: u64,
-    /// Bytes of table memory per live session.
+    /// Growth of the process's resident set per session of that engine, in bytes.
     pub bytes_per_live_session: f64,
 }

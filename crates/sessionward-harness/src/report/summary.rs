@@ -1,8 +1,9 @@
 //! The short end-of-run summary printed to the terminal.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::format::{compact, count, group, nanos, percent};
+use super::format::{compact, count, group, memory, nanos, percent};
 use super::model::Report;
 
 /// How many disagreements and refusal reasons the summary lists before eliding the rest.
@@ -15,9 +16,11 @@ const LISTED: usize = 3;
 /// ```
 /// use sessionward_harness::{render_summary, Report};
 ///
-/// let report = Report { title: "demo".into(), ..Report::default() };
-/// let text = render_summary(&report);
-/// assert!(text.contains("PASS"));
+/// let mut report = Report { title: "demo".into(), ..Report::default() };
+/// assert!(render_summary(&report).contains("FAIL: nothing was checked"));
+/// report.checks.expected_outcomes = 10;
+/// report.checks.agreed = 10;
+/// assert!(render_summary(&report).contains("PASS: 10 of 10 outcomes agreed"));
 /// ```
 #[must_use]
 pub fn render_summary(report: &Report) -> String {
@@ -29,11 +32,12 @@ pub fn render_summary(report: &Report) -> String {
     let _ = writeln!(out, "sessionward harness: {}", report.title);
     let _ = writeln!(
         out,
-        "  scenario     {} (seed {}), {} simulated minutes, peak {} active sessions",
+        "  scenario     {} (seed {}), {} simulated minutes, peak {} active sessions, {} at the end",
         report.scenario_name,
         report.seed,
         group(report.simulated.minutes.len() as u64),
-        group(report.simulated.peak_active_sessions())
+        group(report.simulated.peak_active_sessions()),
+        group(report.simulated.live_sessions_at_end())
     );
     if report.passed() {
         let _ = writeln!(
@@ -42,6 +46,8 @@ pub fn render_summary(report: &Report) -> String {
             group(c.agreed),
             group(c.expected_outcomes)
         );
+    } else if c.expected_outcomes == 0 {
+        let _ = writeln!(out, "  checks       FAIL: nothing was checked (the model compared 0 outcomes with the engine)");
     } else {
         let _ = writeln!(
             out,
@@ -69,27 +75,23 @@ pub fn render_summary(report: &Report) -> String {
         group(t.step_ups),
         group(t.jobs_run)
     );
-    let mut top: Vec<(&String, &u64)> = t.refusals.iter().collect();
-    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let mut top_text: Vec<String> = top
-        .iter()
-        .take(LISTED)
-        .map(|(reason, n)| format!("{reason} {}", group(**n)))
-        .collect();
-    if top.len() > LISTED {
-        top_text.push(format!("{} more reasons", top.len() - LISTED));
-    }
+    // Refused logins and refused validations are separate figures, each a share of its own
+    // kind of call: a denied login is not a refused request.
     let _ = writeln!(
         out,
-        "  validations  {}, {} refused ({}){}",
+        "               {} of {} login attempts refused ({}){}",
+        group(t.login_refusals_total()),
+        group(t.login_attempts),
+        percent(t.login_refusals_total(), t.login_attempts),
+        top_reasons(&t.login_refusals)
+    );
+    let _ = writeln!(
+        out,
+        "  validations  {}, {} refused ({} of validations){}",
         group(t.validations),
         group(t.refusals_total()),
         percent(t.refusals_total(), t.validations),
-        if top_text.is_empty() {
-            String::new()
-        } else {
-            format!(": {}", top_text.join(", "))
-        }
+        top_reasons(&t.refusals)
     );
     let _ = writeln!(
         out,
@@ -153,12 +155,7 @@ pub fn render_summary(report: &Report) -> String {
         compact(w.validations_per_sec),
         compact(w.logins_per_sec)
     );
-    let _ = writeln!(
-        out,
-        "  memory       {} live sessions, {:.0} B each",
-        group(report.memory.live_sessions),
-        report.memory.bytes_per_live_session
-    );
+    let _ = writeln!(out, "  memory       {}", memory(report.memory.as_ref()));
     let m = &report.machine;
     let _ = writeln!(
         out,
@@ -166,4 +163,23 @@ pub fn render_summary(report: &Report) -> String {
         m.cores, m.cpu_model, m.os
     );
     out
+}
+
+/// `: reason n, reason n, reason n, k more reasons`, most frequent first, or nothing.
+fn top_reasons(counts: &BTreeMap<String, u64>) -> String {
+    let mut top: Vec<(&String, &u64)> = counts.iter().collect();
+    top.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    let mut text: Vec<String> = top
+        .iter()
+        .take(LISTED)
+        .map(|(reason, n)| format!("{reason} {}", group(**n)))
+        .collect();
+    if top.len() > LISTED {
+        text.push(format!("{} more reasons", top.len() - LISTED));
+    }
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", text.join(", "))
+    }
 }

@@ -115,11 +115,13 @@ fn check_finite(report: &Report, json: &Path) -> Result<(), ReportError> {
             report.wall.validations_per_sec,
         ),
         ("wall.logins_per_sec".into(), report.wall.logins_per_sec),
-        (
-            "memory.bytes_per_live_session".into(),
-            report.memory.bytes_per_live_session,
-        ),
     ];
+    if let Some(memory) = &report.memory {
+        fields.push((
+            "memory.bytes_per_live_session".into(),
+            memory.bytes_per_live_session,
+        ));
+    }
     for (i, p) in report.throughput.iter().enumerate() {
         fields.push((
             format!("throughput[{i}].validations_per_sec"),

@@ -195,6 +195,8 @@ pub(crate) struct JobFile {
     pub(crate) first_minute: u32,
     pub(crate) calls: u32,
     pub(crate) runner_ip: String,
+    /// Scopes the job asks its credential's grant for; default: the credential's scopes.
+    pub(crate) scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -210,6 +212,8 @@ pub(crate) struct AttackersFile {
     pub(crate) forged_per_minute: f64,
     #[serde(default)]
     pub(crate) malformed_per_minute: f64,
+    #[serde(default)]
+    pub(crate) client_secret_guesses_per_minute: f64,
 }
 
 #[derive(Debug, Deserialize)]

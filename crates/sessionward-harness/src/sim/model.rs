@@ -1,12 +1,30 @@
 //! The harness's own expectation model: what every session is, in plain fields, and what the
-//! engine must answer. Written from the documented semantics, independently of the engine.
+//! engine must answer. Written from the documented semantics, independently of the engine: it
+//! reads the configured values (timeouts, ranges, flags) from the settings and profiles, but
+//! decides with its own logic which range holds an address, what counts as the same address
+//! and which level a login method grants.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use sessionward_core::{
-    CapAction, DenyReason, EndReason, ExpiryKind, Handle, LoginMethod, OrgSettings, Profile,
+    CapAction, DenyReason, EndReason, ExpiryKind, Handle, IpNet, LoginMethod, OrgSettings, Profile,
     Refusal, Requirement, SecurityLevel, SessionInfo, SessionType, Token,
 };
+
+/// The level a login (or step-up) with `method` grants: the documented default mapping of
+/// `OrgSettings` (password, SSO and delegated STANDARD; MFA and passkey HIGH_ASSURANCE; client
+/// credentials LOW). Scenarios cannot change it, so the model keeps its own copy rather than
+/// asking the engine's settings.
+pub(crate) fn level_of(method: LoginMethod) -> SecurityLevel {
+    match method {
+        LoginMethod::Password | LoginMethod::Sso | LoginMethod::Delegated => {
+            SecurityLevel::Standard
+        }
+        LoginMethod::Mfa | LoginMethod::Passkey => SecurityLevel::HighAssurance,
+        LoginMethod::ClientCredentials => SecurityLevel::Low,
+    }
+}
 
 /// Index of a session in [`Model::sessions`].
 pub(crate) type SessionId = u32;
@@ -196,6 +214,67 @@ impl Snapshot {
     }
 }
 
+/// An OAuth client of the org (a named credential) as the model knows it.
+pub(crate) struct ModelClient {
+    /// The integration user the client's grants log in.
+    pub(crate) user: u32,
+    /// The scopes it was registered with.
+    pub(crate) scopes: BTreeSet<String>,
+}
+
+/// What a client-credentials grant is expected to give.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum GrantExpect {
+    /// An OAUTH2 session of the client's user, with these scopes, sorted.
+    Granted {
+        snapshot: Snapshot,
+        scopes: Vec<String>,
+    },
+    /// Unknown client or wrong secret.
+    InvalidClient,
+    /// The first requested scope the client was not registered with.
+    InvalidScope(String),
+    /// The login of the client's user gave no session; `challenged` if the engine issued a
+    /// challenge on the way (a machine cannot answer it).
+    Unauthorized {
+        reason: DenyReason,
+        challenged: bool,
+    },
+}
+
+impl GrantExpect {
+    /// The outcome as text, for comparison and for disagreement reports (never a secret).
+    pub(crate) fn describe(&self, now: u64, day_start: u64) -> String {
+        match self {
+            Self::Granted { snapshot, scopes } => Self::describe_granted(
+                scopes,
+                (now + snapshot.idle)
+                    .min(snapshot.absolute)
+                    .saturating_sub(now),
+                snapshot,
+                day_start,
+            ),
+            Self::InvalidClient => "invalid_client".to_owned(),
+            Self::InvalidScope(scope) => format!("invalid_scope ({scope})"),
+            Self::Unauthorized { reason, .. } => format!("unauthorized_client ({reason})"),
+        }
+    }
+
+    /// A grant's facts as text.
+    pub(crate) fn describe_granted(
+        scopes: &[String],
+        expires_in: u64,
+        snapshot: &Snapshot,
+        day_start: u64,
+    ) -> String {
+        format!(
+            "granted [{}], expires in {expires_in}s, {}",
+            scopes.join(" "),
+            snapshot.describe(day_start)
+        )
+    }
+}
+
 /// The model of the whole org.
 pub(crate) struct Model {
     pub(crate) settings: OrgSettings,
@@ -206,9 +285,55 @@ pub(crate) struct Model {
     pub(crate) remembered_device: Vec<bool>,
     pub(crate) password_reset_at: Vec<Option<u64>>,
     pub(crate) retention: u64,
+    /// The documented address rule: an IPv4-mapped IPv6 address (`::ffff:10.0.0.1`) is its
+    /// IPv4 address, and a mapped range (`::ffff:10.0.0.0/104`) its IPv4 range. `false` only
+    /// to plant a false belief in tests.
+    pub(crate) mapped_is_ipv4: bool,
+    /// The org's OAuth clients, one per named credential, in the scenario's order.
+    pub(crate) clients: Vec<ModelClient>,
 }
 
 impl Model {
+    /// The address as the engine must treat it: IPv4-mapped IPv6 as IPv4.
+    pub(crate) fn canonical(&self, ip: IpAddr) -> IpAddr {
+        match ip {
+            IpAddr::V6(v6) if self.mapped_is_ipv4 => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            _ => ip,
+        }
+    }
+
+    /// The range as the engine must treat it: an IPv4-mapped range of prefix 96 or more is the
+    /// IPv4 range of 96 bits less; anything else stays as it is.
+    pub(crate) fn canonical_net(&self, net: IpNet) -> IpNet {
+        if let (IpNet::V6(v6), true) = (net, self.mapped_is_ipv4) {
+            if let (Some(v4), Some(prefix)) =
+                (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96))
+            {
+                if let Ok(mapped) = IpNet::new(IpAddr::V4(v4), prefix) {
+                    return mapped.trunc();
+                }
+            }
+        }
+        net.trunc()
+    }
+
+    /// Whether `ip` lies in `net`, both read by the address rule.
+    pub(crate) fn net_contains(&self, net: IpNet, ip: IpAddr) -> bool {
+        self.canonical_net(net).contains(&self.canonical(ip))
+    }
+
+    /// Whether `ip` lies in any of `ranges`; `anywhere_if_empty` for login ranges, where an
+    /// empty list means anywhere.
+    fn in_ranges(&self, ranges: &[IpNet], ip: IpAddr, anywhere_if_empty: bool) -> bool {
+        (anywhere_if_empty && ranges.is_empty())
+            || ranges.iter().any(|&net| self.net_contains(net, ip))
+    }
+
+    /// Whether the profile's login ranges admit `ip` (none configured: anywhere).
+    fn login_allowed(&self, profile: usize, ip: IpAddr) -> bool {
+        self.in_ranges(self.profiles[profile].login_ranges(), ip, true)
+    }
+
     /// The expected answer of `validate` (or of `step_up` with `raise_to`).
     pub(crate) fn expect_validate(
         &self,
@@ -222,11 +347,10 @@ impl Model {
         if let Some(refusal) = s.tombstone(now) {
             return self.dead(s, now, refusal);
         }
-        if s.ip_locked && s.origin != ip {
+        if s.ip_locked && s.origin != self.canonical(ip) {
             return Expect::exactly(Outcome::Refused(Refusal::IpMismatch));
         }
-        if self.settings.enforce_login_ranges_every_request()
-            && !self.profiles[s.profile].allows(ip)
+        if self.settings.enforce_login_ranges_every_request() && !self.login_allowed(s.profile, ip)
         {
             return Expect::exactly(Outcome::Refused(Refusal::IpNotAllowed));
         }
@@ -307,22 +431,19 @@ impl Model {
         device: bool,
         now: u64,
     ) -> LoginExpect {
-        let profile = &self.profiles[self.user_profile[user as usize]];
-        if !profile.allows(ip) {
+        let profile_index = self.user_profile[user as usize];
+        let profile = &self.profiles[profile_index];
+        if !self.login_allowed(profile_index, ip) {
             return LoginExpect::Denied(DenyReason::IpNotAllowed);
         }
-        let level = self.settings.level_for(method);
+        let level = level_of(method);
         if session_type == SessionType::Ui && level < profile.required_level() {
             return LoginExpect::StepUp {
                 required: profile.required_level(),
                 offered: level,
             };
         }
-        let trusted = self
-            .settings
-            .trusted_ranges()
-            .iter()
-            .any(|net| net.contains(&ip));
+        let trusted = self.in_ranges(self.settings.trusted_ranges(), ip, false);
         if level == SecurityLevel::Standard
             && !trusted
             && !(device && self.remembered_device[user as usize])
@@ -348,7 +469,7 @@ impl Model {
         if now >= expires_at {
             return LoginExpect::Denied(DenyReason::ChallengeInvalid);
         }
-        if !self.profiles[self.user_profile[user as usize]].allows(ip) {
+        if !self.login_allowed(self.user_profile[user as usize], ip) {
             return LoginExpect::Denied(DenyReason::IpNotAllowed);
         }
         self.expect_issue(user, ip, method, session_type, now)
@@ -392,11 +513,64 @@ impl Model {
             ip_locked: self.settings.lock_sessions_to_ip(),
             browser_bound: self.settings.force_relogin_on_browser_close()
                 && session_type == SessionType::Ui,
-            level: self.settings.level_for(method),
-            origin: ip,
+            level: level_of(method),
+            // Sessions remember where they came from in the canonical form.
+            origin: self.canonical(ip),
             session_type,
             cap_ends,
         })
+    }
+
+    /// The expected outcome of a client-credentials grant by `client`, presenting its
+    /// registered secret or not, asking for `requested` scopes (`None`: all it has) from `ip`:
+    /// the client and secret first, then the scopes, then a `client_credentials` login of the
+    /// client's user as an OAUTH2 session.
+    pub(crate) fn expect_grant(
+        &self,
+        client: usize,
+        right_secret: bool,
+        requested: Option<&[String]>,
+        ip: IpAddr,
+        now: u64,
+    ) -> GrantExpect {
+        let client = &self.clients[client];
+        if !right_secret {
+            return GrantExpect::InvalidClient;
+        }
+        let scopes: Vec<String> = match requested {
+            None => client.scopes.iter().cloned().collect(),
+            Some(requested) => {
+                if let Some(missing) = requested.iter().find(|s| !client.scopes.contains(*s)) {
+                    return GrantExpect::InvalidScope(missing.clone());
+                }
+                let granted: BTreeSet<&String> = requested.iter().collect();
+                granted.into_iter().cloned().collect()
+            }
+        };
+        let login = self.expect_login(
+            client.user,
+            ip,
+            LoginMethod::ClientCredentials,
+            SessionType::OAuth2,
+            false,
+            now,
+        );
+        match login {
+            LoginExpect::Issued(snapshot) => GrantExpect::Granted { snapshot, scopes },
+            LoginExpect::Denied(reason) => GrantExpect::Unauthorized {
+                reason,
+                challenged: false,
+            },
+            // Documented: a machine can answer neither a challenge nor a step-up.
+            LoginExpect::Challenge { .. } => GrantExpect::Unauthorized {
+                reason: DenyReason::ChallengeInvalid,
+                challenged: true,
+            },
+            LoginExpect::StepUp { .. } => GrantExpect::Unauthorized {
+                reason: DenyReason::ChallengeInvalid,
+                challenged: false,
+            },
+        }
     }
 
     /// Records an issued session: with the model's own snapshot when it expected one, else
@@ -444,5 +618,234 @@ impl Model {
     pub(crate) fn certain_at(&self, id: SessionId, now: u64) -> bool {
         let s = &self.sessions[id as usize];
         s.live_at(now) || now < s.removable_at(self.retention)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sessionward_core::{Engine, LoginOutcome, LoginRequest, ManualClock};
+
+    use super::*;
+
+    const NOW: u64 = 1_709_539_200;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    fn net(text: &str) -> IpNet {
+        text.parse().expect("a range")
+    }
+
+    /// One org locked to IP with the offices trusted, one profile that may log in from
+    /// 10.20.0.0/16 only, one user.
+    fn org() -> (OrgSettings, Profile) {
+        let settings = OrgSettings::builder()
+            .lock_sessions_to_ip(true)
+            .enforce_login_ranges_every_request(true)
+            .trusted_ranges([net("10.0.0.0/8")])
+            .build()
+            .expect("settings");
+        let profile = Profile::builder("staff")
+            .login_ranges([net("10.20.0.0/16")])
+            .build()
+            .expect("profile");
+        (settings, profile)
+    }
+
+    fn model(mapped_is_ipv4: bool) -> Model {
+        let (settings, profile) = org();
+        Model {
+            settings,
+            profiles: vec![profile],
+            sessions: Vec::new(),
+            user_profile: vec![0],
+            user_sessions: vec![Vec::new()],
+            remembered_device: vec![false],
+            password_reset_at: vec![None],
+            retention: 3600,
+            mapped_is_ipv4,
+            clients: vec![ModelClient {
+                user: 0,
+                scopes: ["api".to_owned(), "bulk".to_owned()].into(),
+            }],
+        }
+    }
+
+    #[test]
+    fn mapped_addresses_and_ranges_read_as_ipv4() {
+        let m = model(true);
+        assert_eq!(m.canonical(ip("::ffff:10.1.2.3")), ip("10.1.2.3"));
+        assert_eq!(m.canonical(ip("2001:db8::1")), ip("2001:db8::1"));
+        assert_eq!(
+            m.canonical_net(net("::ffff:10.0.0.0/104")),
+            net("10.0.0.0/8")
+        );
+        assert!(m.net_contains(net("::ffff:10.0.0.0/104"), ip("10.1.2.3")));
+        assert!(m.net_contains(net("::ffff:10.0.0.0/104"), ip("::ffff:10.1.2.3")));
+        assert!(m.net_contains(net("10.0.0.0/8"), ip("::ffff:10.1.2.3")));
+        assert!(!m.net_contains(net("::ffff:10.0.0.0/104"), ip("11.0.0.1")));
+        assert!(!m.net_contains(net("::ffff:10.0.0.0/104"), ip("2001:db8::1")));
+        // Shorter than 96 bits the range is not an IPv4 range: it stays IPv6.
+        assert!(!m.net_contains(net("::ffff:0.0.0.0/80"), ip("10.1.2.3")));
+
+        // The false belief of the skew: a mapped address is another address.
+        let skewed = model(false);
+        assert!(!skewed.net_contains(net("::ffff:10.0.0.0/104"), ip("10.1.2.3")));
+        assert!(!skewed.net_contains(net("10.0.0.0/8"), ip("::ffff:10.1.2.3")));
+    }
+
+    #[test]
+    fn a_mapped_login_and_request_are_the_ipv4_ones() {
+        let m = model(true);
+        let mapped = ip("::ffff:10.20.1.2");
+        let expected = m.expect_login(
+            0,
+            mapped,
+            LoginMethod::Password,
+            SessionType::Ui,
+            false,
+            NOW,
+        );
+        // Inside the login ranges and the trusted ranges (no challenge), origin in IPv4 form.
+        let LoginExpect::Issued(snapshot) = &expected else {
+            panic!("{expected:?}");
+        };
+        assert_eq!(snapshot.origin, ip("10.20.1.2"));
+        assert_eq!(snapshot.level, SecurityLevel::Standard);
+        assert_eq!(
+            expected,
+            m.expect_login(
+                0,
+                ip("10.20.1.2"),
+                LoginMethod::Password,
+                SessionType::Ui,
+                false,
+                NOW
+            )
+        );
+        assert_eq!(
+            m.expect_login(
+                0,
+                ip("::ffff:10.30.1.2"),
+                LoginMethod::Password,
+                SessionType::Ui,
+                false,
+                NOW
+            ),
+            LoginExpect::Denied(DenyReason::IpNotAllowed)
+        );
+
+        // A session locked to 10.20.1.2 accepts its mapped form and nothing else.
+        let (settings, profile) = org();
+        let engine = Engine::builder()
+            .settings(settings)
+            .clock(Arc::new(ManualClock::new(NOW)))
+            .build()
+            .expect("engine");
+        engine.add_profile(profile).expect("profile");
+        engine.add_user("ada", "staff").expect("user");
+        let LoginOutcome::Issued(issued) = engine
+            .login(&LoginRequest::new("ada", ip("10.20.1.2")))
+            .expect("login")
+        else {
+            panic!("issued from a trusted office address");
+        };
+        let mut m = m;
+        let id = m.add_session(0, issued.token, &issued.session, Some(snapshot), NOW);
+        let outcome = |m: &Model, from: &str| {
+            m.expect_validate(id, NOW + 1, ip(from), Requirement::Any, None)
+                .outcome
+        };
+        assert!(matches!(
+            outcome(&m, "::ffff:10.20.1.2"),
+            Outcome::Ok { .. }
+        ));
+        assert_eq!(
+            outcome(&m, "::ffff:10.20.1.3"),
+            Outcome::Refused(Refusal::IpMismatch)
+        );
+        assert_eq!(
+            outcome(&model_with(&m, false), "::ffff:10.20.1.2"),
+            Outcome::Refused(Refusal::IpMismatch),
+            "the skewed model would refuse what the engine must accept"
+        );
+    }
+
+    /// `m` with another belief about mapped addresses.
+    fn model_with(m: &Model, mapped_is_ipv4: bool) -> Model {
+        let mut other = model(mapped_is_ipv4);
+        for s in &m.sessions {
+            other.sessions.push(ModelSession {
+                token: s.token.clone(),
+                ..*s
+            });
+        }
+        other
+    }
+
+    #[test]
+    fn grants_check_the_secret_then_the_scopes_then_the_login() {
+        let m = model(true);
+        let office = ip("10.20.1.1");
+        let scopes = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            m.expect_grant(0, false, Some(&scopes(&["nope"])), ip("192.0.2.1"), NOW),
+            GrantExpect::InvalidClient,
+            "a wrong secret is refused before anything else is looked at"
+        );
+        assert_eq!(
+            m.expect_grant(
+                0,
+                true,
+                Some(&scopes(&["api", "admin", "root"])),
+                office,
+                NOW
+            ),
+            GrantExpect::InvalidScope("admin".to_owned())
+        );
+        assert_eq!(
+            m.expect_grant(0, true, None, ip("192.0.2.1"), NOW),
+            GrantExpect::Unauthorized {
+                reason: DenyReason::IpNotAllowed,
+                challenged: false
+            }
+        );
+        let GrantExpect::Granted {
+            snapshot,
+            scopes: granted,
+        } = m.expect_grant(
+            0,
+            true,
+            Some(&scopes(&["bulk", "api", "bulk"])),
+            office,
+            NOW,
+        )
+        else {
+            panic!("granted from inside the login ranges");
+        };
+        assert_eq!(granted, ["api", "bulk"], "sorted, once each");
+        assert_eq!(snapshot.session_type, SessionType::OAuth2);
+        assert_eq!(snapshot.level, SecurityLevel::Low);
+        assert!(!snapshot.browser_bound);
+        let GrantExpect::Granted { scopes: all, .. } = m.expect_grant(0, true, None, office, NOW)
+        else {
+            panic!("granted");
+        };
+        assert_eq!(all, ["api", "bulk"], "no scope asked: every registered one");
+    }
+
+    #[test]
+    fn login_methods_grant_the_documented_levels() {
+        // The model's own table agrees with the documented defaults of the settings.
+        let defaults = OrgSettings::default();
+        for method in LoginMethod::ALL {
+            assert_eq!(level_of(method), defaults.level_for(method), "{method}");
+        }
+        assert_eq!(level_of(LoginMethod::Password), SecurityLevel::Standard);
+        assert_eq!(level_of(LoginMethod::Mfa), SecurityLevel::HighAssurance);
+        assert_eq!(level_of(LoginMethod::ClientCredentials), SecurityLevel::Low);
     }
 }

@@ -7,8 +7,7 @@ use sessionward_core::Error;
 
 use super::{simulate_day, SimOptions};
 use crate::{
-    closed_loop, command_line, measure_memory, ClosedLoopOptions, Machine, MemoryStats, Report,
-    Scenario,
+    closed_loop, command_line, measure_memory, ClosedLoopOptions, Machine, Report, Scenario,
 };
 
 /// What a [`run`] includes beyond the simulated day.
@@ -54,7 +53,7 @@ impl Default for RunOptions {
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Error> {
     let bench = scenario.bench();
     let memory = if options.memory && bench.memory_sessions > 0 {
-        Some(measure_memory(bench.memory_sessions)?)
+        measure_memory(bench.memory_sessions)?
     } else {
         None
     };
@@ -91,10 +90,9 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<Report, Error> {
         throughput,
         latency: day.latency.summary(),
         wall: day.wall,
-        memory: memory.unwrap_or(MemoryStats {
-            live_sessions: day.live_sessions_at_end,
-            bytes_per_live_session: 0.0,
-        }),
+        // The measurement's own engine, never the day's sessions (those are
+        // `simulated.live_sessions_at_end()`); `None` says "not measured".
+        memory,
         ..Report::default()
     })
 }
