@@ -175,7 +175,11 @@ fn top_reasons(counts: &BTreeMap<String, u64>) -> String {
         .map(|(reason, n)| format!("{reason} {}", group(**n)))
         .collect();
     if top.len() > LISTED {
-        text.push(format!("{} more reasons", top.len() - LISTED));
+        let more = top.len() - LISTED;
+        text.push(format!(
+            "{more} more reason{}",
+            if more == 1 { "" } else { "s" }
+        ));
     }
     if text.is_empty() {
         String::new()
