@@ -312,6 +312,9 @@ class DenyReason:
     """The user is at the profile's session cap and the cap refuses new logins."""
     CHALLENGE_INVALID: ClassVar[DenyReason]
     """The challenge is unknown, already used or expired."""
+    INVALID_CLIENT: ClassVar[DenyReason]
+    """An OAuth client-credentials grant named an unknown client or the wrong secret (in
+    ``login_denied`` events only: the grant itself raises ``OAuthError``)."""
     @property
     def name(self) -> str:
         """Upper-case name."""

@@ -353,3 +353,16 @@ def access_token_of(org: Any, client: str, secret: str) -> sw.Grant:
     grant: sw.Grant = org.grant_client_credentials(client, secret, None, OFFICE)
     remember_secret(grant.access_token)
     return grant
+
+
+def test_a_wrong_client_secret_is_a_denied_login_in_the_audit_stream(integration_org: object) -> None:
+    org: Any = integration_org
+    remember_secret(org.register_oauth_client("erp", "erp-bot", ["orders.read"]))
+    org.events()
+    with pytest.raises(sw.OAuthError) as caught:
+        org.grant_client_credentials("erp", "not-the-secret", None, OFFICE)
+    assert caught.value.code == "invalid_client"
+    events = org.events()
+    assert [(event.kind, event.reason) for event in events] == [("login_denied", "invalid_client")]
+    assert events[0].user is None and str(events[0].ip) == OFFICE
+    assert sw.DenyReason.from_code("invalid_client") == sw.DenyReason.INVALID_CLIENT

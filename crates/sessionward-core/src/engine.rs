@@ -2125,6 +2125,18 @@ impl Engine {
         self.events.subscribe(listener);
     }
 
+    /// A denied login attempt that names no user (an OAuth client's wrong secret), for the
+    /// audit stream.
+    pub(crate) fn emit_denied(&self, reason: DenyReason, ip: IpAddr) {
+        self.emit(
+            self.now32(),
+            EventKind::LoginDenied(reason),
+            None,
+            None,
+            Some(ip.to_canonical()),
+        );
+    }
+
     fn emit(
         &self,
         now: u32,

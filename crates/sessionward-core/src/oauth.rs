@@ -386,6 +386,9 @@ impl OAuthClients {
             let expected = entry.map_or([0xA5; 32], |entry| entry.secret_digest);
             let secret_ok = constant_time_eq(&presented, &expected);
             let Some(entry) = entry.filter(|_| secret_ok) else {
+                drop(clients);
+                // Secret guessing shows in the audit stream, as failed logins do.
+                engine.emit_denied(DenyReason::InvalidClient, ip);
                 return Err(GrantError::InvalidClient);
             };
             let granted: Vec<String> = match scope {
@@ -529,11 +532,23 @@ mod tests {
         let (engine, clients) = org();
         let secret = clients.register("erp", "bot", ["a"]).unwrap();
         let here = ip("10.0.0.1");
+        engine.drain_events();
         assert_eq!(
             clients
                 .grant(&engine, "erp", "nope", None, here)
                 .unwrap_err(),
             GrantError::InvalidClient
+        );
+        // Guessing at secrets shows in the audit stream, with the caller's address only.
+        let events = engine.drain_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(
+            events[0].kind,
+            crate::EventKind::LoginDenied(DenyReason::InvalidClient)
+        );
+        assert_eq!(
+            (events[0].ip, events[0].user.as_deref()),
+            (Some(here), None)
         );
         assert_eq!(
             clients

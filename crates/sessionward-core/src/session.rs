@@ -272,6 +272,9 @@ pub enum DenyReason {
     SessionCap,
     /// The challenge is unknown, already used or expired.
     ChallengeInvalid,
+    /// An OAuth client-credentials grant named an unknown client or the wrong secret (the
+    /// event carries the caller's address and no user: the client is not a user).
+    InvalidClient,
 }
 
 impl DenyReason {
@@ -282,6 +285,7 @@ impl DenyReason {
             Self::IpNotAllowed => "ip_not_allowed",
             Self::SessionCap => "session_cap",
             Self::ChallengeInvalid => "challenge_invalid",
+            Self::InvalidClient => "invalid_client",
         }
     }
 }

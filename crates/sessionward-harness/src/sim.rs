@@ -975,7 +975,11 @@ impl<'a> Sim<'a> {
             Err(error) => {
                 self.count_login_refusal(format!("grant_{}", error.code()));
                 let observed = match &error {
-                    GrantError::InvalidClient => "invalid_client".to_owned(),
+                    GrantError::InvalidClient => {
+                        // A wrong secret is a denied login attempt in the audit stream.
+                        self.expect_event("login_denied", 1);
+                        "invalid_client".to_owned()
+                    }
                     GrantError::InvalidScope { scope } => format!("invalid_scope ({scope})"),
                     GrantError::Unauthorized(reason) => {
                         // The user's login ran: a denial or a challenge left an event.

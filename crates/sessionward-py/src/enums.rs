@@ -162,6 +162,7 @@ py_enum! {
         IpNotAllowed = "IP_NOT_ALLOWED", "ip_not_allowed" => core::DenyReason::IpNotAllowed,
         SessionCap = "SESSION_CAP", "session_cap" => core::DenyReason::SessionCap,
         ChallengeInvalid = "CHALLENGE_INVALID", "challenge_invalid" => core::DenyReason::ChallengeInvalid,
+        InvalidClient = "INVALID_CLIENT", "invalid_client" => core::DenyReason::InvalidClient,
     }
     fallback UnknownUser
 }

@@ -312,6 +312,7 @@ impl PyDenyReason {
             Self::IpNotAllowed => "IP_NOT_ALLOWED",
             Self::SessionCap => "SESSION_CAP",
             Self::ChallengeInvalid => "CHALLENGE_INVALID",
+            Self::InvalidClient => "INVALID_CLIENT",
         }
     }
 }
