@@ -11,17 +11,23 @@
 //! At 5 M only `hit`, `miss10` and `zipf` run. `SESSIONWARD_BENCH_SIZES=10k,1m` picks the sizes.
 //! Run with `cargo bench -p sessionward-bench --bench validate`. Numbers are elements
 //! (validations) per second across all threads.
+//!
+//! Every contender reads a clock that moves one second per wall-clock second
+//! ([`TickingClock`]), so last-activity stores happen as in production (a session's first
+//! validation in each new second), and sessions are locked to their origin address, so every
+//! contender compares the address.
 // criterion_group! and criterion_main! generate undocumented items.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sessionward_bench::*;
-use sessionward_core::{Engine, Requirement};
+use sessionward_core::{Engine, ManualClock, Requirement};
 
 /// One contender's validation: token in, accepted or not.
 type Validator = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -77,13 +83,14 @@ fn mixes(
     mixes
 }
 
-/// A baseline holding `tokens`, as a validator.
-fn baseline<B: Baseline>(tokens: &[String]) -> (&'static str, Validator) {
+/// A baseline holding `tokens`, as a validator reading the benchmark's ticking `seconds` on
+/// every validation (as the engine reads its clock).
+fn baseline<B: Baseline>(tokens: &[String], seconds: &Arc<AtomicU32>) -> (&'static str, Validator) {
     let table = Arc::new(B::from_tokens(tokens));
-    let (ip, now) = (office(), t0_secs());
+    let (ip, seconds) = (office(), Arc::clone(seconds));
     (
         B::NAME,
-        Arc::new(move |token: &str| table.validate(token, ip, now)),
+        Arc::new(move |token: &str| table.validate(token, ip, seconds.load(Ordering::Relaxed))),
     )
 }
 
@@ -169,8 +176,15 @@ fn bench_validate(c: &mut Criterion) {
     let (_, foreign) = populated_engine(1000);
     for sessions in sizes() {
         let big = sessions >= 5_000_000;
-        let (engine, tokens) = populated_engine(sessions);
+        let clock = ManualClock::new(T0);
+        let mut tokens = Vec::with_capacity(sessions);
+        let engine = populate_on(&clock, sessions, |issued| {
+            tokens.push(issued.token.expose_secret().to_owned());
+        });
         let engine: Arc<Engine> = Arc::new(engine);
+        // One second per second for every contender from here on: see `TickingClock`.
+        let ticking = TickingClock::start(&clock);
+        let seconds = ticking.seconds();
         let ip = office();
         let mixes = mixes(&tokens, &foreign, big);
         let contenders: Vec<(&str, Validator)> = vec![
@@ -178,11 +192,11 @@ fn bench_validate(c: &mut Criterion) {
                 let engine = Arc::clone(&engine);
                 Arc::new(move |token: &str| engine.validate(token, ip, Requirement::Any).is_ok())
             }),
-            baseline::<RwLockHashMap>(&tokens),
-            baseline::<DashMapAhash>(&tokens),
-            baseline::<MokaCache>(&tokens),
-            baseline::<SccHashMap>(&tokens),
-            baseline::<PapayaMap>(&tokens),
+            baseline::<RwLockHashMap>(&tokens, &seconds),
+            baseline::<DashMapAhash>(&tokens, &seconds),
+            baseline::<MokaCache>(&tokens, &seconds),
+            baseline::<SccHashMap>(&tokens, &seconds),
+            baseline::<PapayaMap>(&tokens, &seconds),
         ];
         drop(tokens);
         let size = size_label(sessions);
@@ -202,6 +216,7 @@ fn bench_validate(c: &mut Criterion) {
                 group.finish();
             }
         }
+        drop(ticking);
     }
 }
 

@@ -13,14 +13,15 @@
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use sessionward_core::{
-    token_key, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, KEY_LEN,
+    token_key, Clock, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, KEY_LEN,
 };
 use sha2::{Digest, Sha256};
 
@@ -52,12 +53,15 @@ pub fn office() -> IpAddr {
 }
 
 /// A memory-only engine on `clock` with a `staff` profile, a trusted range holding
-/// [`office`], no event buffer, and `users` users named by [`user_names`].
+/// [`office`], sessions locked to their origin address (so that validations compare the
+/// address, as every baseline's [`BaselineRecord::check`] does), no event buffer, and `users`
+/// users named by [`user_names`].
 pub fn empty_engine(clock: &ManualClock, users: usize) -> Engine {
     let engine = Engine::builder()
         .settings(
             OrgSettings::builder()
                 .trusted_range("10.0.0.0/8")
+                .lock_sessions_to_ip(true)
                 .inactivity_timeout(IDLE)
                 .max_session_length(MAX_LENGTH)
                 .build()
@@ -150,6 +154,61 @@ pub fn populate(sessions: usize, mut keep: impl FnMut(&str)) -> Engine {
 /// Seconds of [`T0`] as the baselines keep time.
 pub fn t0_secs() -> u32 {
     u32::try_from(T0).expect("T0 fits in u32")
+}
+
+/// Benchmark time that moves one second per second of wall time, for the engine (its
+/// [`ManualClock`]) and the baselines (the [`seconds`](Self::seconds) they read per validation)
+/// alike, as a real clock does: the first validation of a session in each new second stores
+/// its last activity, so that store (and the dirty line it leaves) is part of every
+/// contender's work, as in production. Stops when dropped.
+pub struct TickingClock {
+    seconds: Arc<AtomicU32>,
+    stop: Arc<AtomicBool>,
+    ticker: Option<JoinHandle<()>>,
+}
+
+impl TickingClock {
+    /// Starts ticking `clock` (and the baselines' seconds) from `clock`'s current time.
+    pub fn start(clock: &ManualClock) -> Self {
+        let seconds = Arc::new(AtomicU32::new(
+            u32::try_from(clock.now()).expect("benchmark time fits in u32"),
+        ));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (clock, seconds, stop) = (clock.clone(), Arc::clone(&seconds), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut next = Instant::now() + Duration::from_secs(1);
+                while !stop.load(Ordering::Relaxed) {
+                    // Short naps, so that dropping the clock does not wait a second.
+                    std::thread::sleep(Duration::from_millis(10));
+                    if Instant::now() >= next {
+                        next += Duration::from_secs(1);
+                        clock.advance(Duration::from_secs(1));
+                        seconds.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        Self {
+            seconds,
+            stop,
+            ticker: Some(ticker),
+        }
+    }
+
+    /// The current benchmark second, for baselines to read on every validation.
+    pub fn seconds(&self) -> Arc<AtomicU32> {
+        Arc::clone(&self.seconds)
+    }
+}
+
+impl Drop for TickingClock {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(ticker) = self.ticker.take() {
+            let _ = ticker.join();
+        }
+    }
 }
 
 /// A session record as a straightforward implementation would keep it.
@@ -887,7 +946,14 @@ mod tests {
             );
             assert!(!table.validate(&malformed(token), ip, now), "{}", B::NAME);
         }
-        assert!(!table.validate(&tokens[0], IpAddr::from([192, 0, 2, 1]), now));
+        let elsewhere = IpAddr::from([192, 0, 2, 1]);
+        assert!(!table.validate(&tokens[0], elsewhere, now), "{}", B::NAME);
+        assert!(
+            engine
+                .validate(&tokens[0], elsewhere, Requirement::Any)
+                .is_err(),
+            "the engine compares the address too"
+        );
         let first = digest(&tokens[0]).expect("well-formed");
         assert!(table.end(&first), "{}", B::NAME);
         assert!(!table.end(&first), "{}: ends once", B::NAME);
@@ -1000,6 +1066,21 @@ mod tests {
         }
         assert_eq!(malformed(&tokens[0]).len(), tokens[0].len());
         assert!(!sessionward_core::is_well_formed(&malformed(&tokens[0])));
+    }
+
+    #[test]
+    fn the_ticking_clock_moves_engine_and_baselines_together() {
+        let clock = ManualClock::new(T0);
+        let ticking = TickingClock::start(&clock);
+        let seconds = ticking.seconds();
+        // Waits for a tick (not timed: a slow machine only waits longer).
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while seconds.load(Ordering::Relaxed) == t0_secs() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        drop(ticking); // joins the ticker: both values are final
+        assert!(clock.now() > T0, "the engine's clock moved");
+        assert_eq!(u64::from(seconds.load(Ordering::Relaxed)), clock.now());
     }
 
     #[test]
