@@ -250,10 +250,12 @@ fn main() {
     });
 
     // A stall the sweep causes shows up in every round; the machine preempting the validating
-    // thread (see the control windows) does not: the best round's max is the sweep's own.
+    // thread (see the control windows) does not: the best round's max is the sweep's own. The
+    // target says "never", so the verdict names both.
     println!(
         "max validation latency during the sweep, best and worst of {rounds} rounds \
-         (target for sessionward: <= 1 ms in the best round):"
+         (target for sessionward: <= 1 ms; a round over it while a control window is over it \
+         too is the machine preempting the thread):"
     );
     for (name, rounds) in results {
         let best = rounds.iter().map(|r| r.sweep_max).min().unwrap_or(0);
@@ -261,7 +263,11 @@ fn main() {
         let control = rounds.iter().map(|r| r.control_max).min().unwrap_or(0);
         let over: usize = rounds.iter().map(|r| r.sweep_over_1ms).sum();
         let control_over: usize = rounds.iter().map(|r| r.control_over_1ms).sum();
-        let verdict = if best <= 1_000_000 { "ok" } else { "over 1 ms" };
+        let verdict = match (best <= 1_000_000, worst <= 1_000_000) {
+            (true, true) => "ok in every round",
+            (true, false) => "ok in the best round only",
+            (false, _) => "over 1 ms in every round",
+        };
         println!(
             "  {name:<16} best {:>10}  worst {:>10}  {verdict}; over 1 ms: {over} in sweeps, \
              {control_over} in controls (control best max {})",
