@@ -452,9 +452,44 @@ fn check(path: &Path, outcome: &Outcome) {
     );
 }
 
+/// Runs this test binary's `helper` test as a child process on the database at `path` (passed
+/// in the environment variable `db_variable`); returns the child, the whole lines of its
+/// standard output as they come, and the thread reading them.
+fn spawn_child(
+    helper: &str,
+    db_variable: &str,
+    path: &Path,
+) -> (
+    std::process::Child,
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([helper, "--exact", "--nocapture", "--test-threads=1"])
+        .env(db_variable, path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (send, received) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        // Only whole lines count: a line cut by the kill was never "returned".
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.ends_with('\n') && send.send(line.trim_end().to_owned()).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+    (child, received, reader)
+}
+
 #[test]
 fn kill_nine_mid_load_loses_nothing_that_returned() {
-    let exe = std::env::current_exe().unwrap();
     let base = std::env::temp_dir().join(format!("swd-crash-{}", std::process::id()));
     // Kill points are events, not delays (a loaded machine stretches any delay): while the org
     // is being seeded, then once 5, 30, 80 and 150 operations of the load have begun.
@@ -465,32 +500,7 @@ fn kill_nine_mid_load_loses_nothing_that_returned() {
         let dir: PathBuf = base.join(format!("run{run}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sessions.redb");
-        let mut child = Command::new(&exe)
-            .args([
-                "crash_child_helper",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(CHILD_DB, &path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (send, received) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            // Only whole lines count: a line cut by the kill was never "returned".
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.ends_with('\n') && send.send(line.trim_end().to_owned()).is_err() {
-                    break;
-                }
-                line.clear();
-            }
-        });
+        let (mut child, received, reader) = spawn_child("crash_child_helper", CHILD_DB, &path);
         let mut lines = Vec::new();
         let mut begun = 0;
         loop {
@@ -754,39 +764,14 @@ impl Flushes {
 
 #[test]
 fn kill_nine_keeps_what_the_background_flusher_wrote() {
-    let exe = std::env::current_exe().unwrap();
     let base = std::env::temp_dir().join(format!("swd-write-behind-{}", std::process::id()));
     // Kill right after the first round is certainly flushed, and a few rounds later.
     for kill_after in [1_u64, 4] {
         let dir = base.join(format!("round{kill_after}"));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sessions.redb");
-        let mut child = Command::new(&exe)
-            .args([
-                "write_behind_child_helper",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env(WRITE_BEHIND_DB, &path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (lines, received) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            // Only whole lines count: a line cut by the kill was never "returned".
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if line.ends_with('\n') && lines.send(line.trim_end().to_owned()).is_err() {
-                    break;
-                }
-                line.clear();
-            }
-        });
+        let (mut child, received, reader) =
+            spawn_child("write_behind_child_helper", WRITE_BEHIND_DB, &path);
         let mut seen = Flushes::default();
         let mut pending = Vec::new();
         let mut last = Vec::new();
