@@ -155,6 +155,10 @@ fn escape(text: &str) -> String {
 mod html;
 use html::check_well_formed;
 
+#[path = "support/numbers.rs"]
+mod numbers;
+use numbers::group_digits;
+
 /// The `<svg ...>...</svg>` element with the given id.
 fn svg_by_id<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
@@ -412,19 +416,6 @@ fn section<'a>(text: &'a str, heading: &str, next: &str) -> &'a str {
     let start = text.find(heading).unwrap_or_else(|| panic!("no {heading}")) + heading.len();
     let end = text[start..].find(next).map_or(text.len(), |i| start + i);
     &text[start..end]
-}
-
-/// `1234` as `1,234`.
-fn group_digits(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]

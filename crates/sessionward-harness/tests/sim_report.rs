@@ -35,6 +35,10 @@ impl Drop for TempDir {
 mod html;
 use html::check_well_formed;
 
+#[path = "support/numbers.rs"]
+mod numbers;
+use numbers::group_digits;
+
 #[test]
 fn a_full_ci_run_writes_files_that_parse() {
     let scenario = Scenario::ci().with_bench(BenchSettings {
@@ -76,22 +80,9 @@ fn a_full_ci_run_writes_files_that_parse() {
     assert!(markdown.contains("ci"));
     assert!(markdown.contains(&format!(
         "| live sessions at the end of the day | {} |",
-        group(day_end)
+        group_digits(day_end)
     )));
     assert!(markdown.contains("measured with 20,000 sessions in a separate engine"));
-}
-
-/// `1234` as `1,234`, as the report writes counts.
-fn group(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[test]
@@ -108,7 +99,7 @@ fn a_run_without_the_memory_measurement_says_so() {
     assert!(!text.contains(" 0 B"), "{text}");
     assert!(text.contains(&format!(
         ", {} at the end",
-        group(report.simulated.live_sessions_at_end())
+        group_digits(report.simulated.live_sessions_at_end())
     )));
 }
 
