@@ -800,6 +800,11 @@ class TableStats:
     def capacity(self) -> int:
         """Slots allocated across all shards."""
     @property
+    def at_home(self) -> int:
+        """Records at their home slot, which a validation finds in the first cache line it
+        reads: near `records` when logins made them (they choose free slots); fewer in a
+        table restored from a store or shrunk, until its sessions are replaced."""
+    @property
     def dropped_events(self) -> int:
         """Events dropped from the `Org.events` buffer because nobody drained it."""
     def __eq__(self, other: object, /) -> bool: ...

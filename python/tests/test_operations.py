@@ -427,7 +427,10 @@ def test_sweep_and_stats(make_org: OrgFactory, clock: sw.ManualClock) -> None:
     org = make_org(inactivity_timeout=15 * MINUTE)
     for _ in range(3):
         issue(org)
-    assert org.stats().live == 3 and org.stats().records == 3
+    stats = org.stats()
+    assert stats.live == 3 and stats.records == 3
+    assert stats.at_home == 3, "each login took a selector whose slot was free"
+    assert "at_home=3" in repr(stats)
     clock.advance(16 * MINUTE)
     assert org.stats().live == 0
     swept = org.sweep()

@@ -47,7 +47,10 @@ use crate::events::{EventListener, EventLog};
 use crate::raw::slots::{SlotPool, Slots};
 use crate::settings::{canonical_net, check_name};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
-use crate::table::{NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK, STATE_LIVE};
+use crate::table::{
+    selector_candidates, NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK,
+    STATE_LIVE,
+};
 use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
 use crate::{
     is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
@@ -573,6 +576,11 @@ pub struct TableStats {
     pub records: usize,
     /// Slots allocated across all shards.
     pub capacity: usize,
+    /// Records at their home slot, which a validation finds in the first cache line it
+    /// reads. Logins choose selectors to keep this near `records` (nine in ten or more); a
+    /// table restored from a store, or moved to a smaller capacity, holds fewer until its
+    /// sessions are replaced, and validates them with a second line read.
+    pub at_home: usize,
 }
 
 /// The session authority: issues, validates and ends sessions under an org's policy.
@@ -1423,11 +1431,30 @@ impl Engine {
 
     /// A fresh token and its digest, the lines its insert will probe already on their way.
     fn draw_token(&self) -> Result<(Token, TokenDigest), Error> {
-        let (token, selector) =
-            Token::generate_with(|selector| self.shard(selector).slots_hint.prefetch(selector))?;
+        let (token, selector) = Token::generate_with(|drawn| self.choose_selector(drawn))?;
         // Made well-formed, so not checked again (a test checks that generated tokens are).
         let digest = TokenDigest::of_token(token.expose_secret(), selector);
         Ok((token, digest))
+    }
+
+    /// The selector a new session takes, given a random draw: the roomiest of
+    /// [`SELECTOR_CANDIDATES`](crate::table::SELECTOR_CANDIDATES) selectors derived from it (see [`Table::roomiest`]), so that
+    /// its record sits at its home slot and every validation of it reads one line.
+    ///
+    /// The candidates share the draw's shard bits, so one read lock sees all their slots;
+    /// their home lines are requested together, so choosing costs about one miss. If a
+    /// concurrent login takes the chosen slot first, the insert still succeeds, one slot on.
+    fn choose_selector(&self, drawn: u64) -> u64 {
+        let candidates = selector_candidates(drawn, self.shard_mask);
+        let shard = self.shard(drawn);
+        for &candidate in &candidates {
+            shard.slots_hint.prefetch_home_line(candidate);
+        }
+        let state = shard.state.read();
+        let chosen = state.table.roomiest(&candidates).unwrap_or(candidates[0]);
+        drop(state);
+        shard.slots_hint.prefetch(chosen);
+        chosen
     }
 
     /// Drops handles of sessions that are no longer live from a user's list.
@@ -1503,21 +1530,20 @@ impl Engine {
     /// Checks `token`'s shape and checksum and starts loading what its lookup will read;
     /// its selector if it is well-formed.
     ///
-    /// The selector names the home slot: its line and the next are requested first, so that
-    /// the miss overlaps with the checksum and the SHA-256 that follow instead of coming after
-    /// them. The rest of the probe's lines, and the shard's lock line (the read lock's atomic
-    /// add needs it exclusive, and the other core may hold it), only once the token is
-    /// well-formed, so that a flood of malformed tokens neither loads them nor pulls lock
-    /// lines away from real validations.
+    /// The selector names the home slot: its line and the next (where logins put nearly
+    /// every record, see `choose_selector`) are requested first, so that the miss overlaps
+    /// with the checksum and the SHA-256 that follow instead of coming after them. The shard's
+    /// lock line (the read lock's atomic add needs it exclusive, and the other core may hold
+    /// it) only once the token is well-formed, so that a flood of malformed tokens does not
+    /// pull lock lines away from real validations.
     #[inline]
     fn check_and_prefetch(&self, token: &str) -> Option<u64> {
         let selector = selector_of(token)?;
         let shard = self.shard(selector);
-        let home = shard.slots_hint.prefetch_home(selector);
+        shard.slots_hint.prefetch(selector);
         if !rest_is_well_formed(token) {
             return None;
         }
-        SlotsHint::prefetch_beyond_home(home);
         crate::raw::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
         Some(selector)
     }
@@ -2099,6 +2125,7 @@ impl Engine {
             let shard = shard.state.read();
             stats.records += shard.table.len();
             stats.capacity += shard.table.capacity();
+            stats.at_home += shard.table.at_home();
             stats.live += shard
                 .table
                 .iter()

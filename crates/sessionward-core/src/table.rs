@@ -9,7 +9,8 @@
 //! live inline in one array per shard (its part of a huge-page generation, see
 //! [`crate::raw::slots`]), so reading a record is one line, and a lookup reads the lines from the
 //! home slot to the record: no pointer chasing, and all of them known (and prefetched, see
-//! [`SlotsHint::prefetch`]) from the selector alone.
+//! [`SlotsHint::prefetch`]) from the selector alone. Logins choose selectors whose home slot
+//! is free ([`Table::roomiest`]), so that line is nearly always the home slot's own.
 //!
 //! The table keeps 128 bits of the token's SHA-256 (the durable store keeps 160): a copy of
 //! the memory still yields nothing that validates short of a 2^128 preimage search per
@@ -340,45 +341,62 @@ impl SlotsHint {
     }
 
     /// Starts loading the lines a lookup of `hash` reads into the cache: the home slot's and
-    /// the next [`PREFETCH_LINES`]` - 1`. Under Robin Hood probing at the 7/8 load a table
-    /// reaches before it grows, a record sits 2.5 slots past its home on average and within 5
-    /// slots for over 80 % of records (see the `displacements` test), and the probe reads every
-    /// slot on the way: fetching them all at once costs bandwidth, which is plentiful, instead
-    /// of a second round trip to memory, which is not.
+    /// the next [`PREFETCH_LINES`]` - 1`. Logins choose selectors whose records sit at home or
+    /// one slot on (see [`Table::roomiest`]), so these lines hold the record of nearly every
+    /// live session and end nearly every probe for an unknown one; a record further on (a
+    /// table resized or restored from a store moves some) costs one more round trip.
     #[inline]
     pub(crate) fn prefetch(&self, hash: u64) {
-        let home = self.prefetch_home(hash);
-        Self::prefetch_beyond_home(home);
-    }
-
-    /// The first step of [`prefetch`](Self::prefetch) for input not yet checked: the home
-    /// slot and its neighbour only, so that a flood of malformed tokens costs two wasted lines
-    /// each rather than six. Returns the home slot's address for
-    /// [`prefetch_beyond_home`](Self::prefetch_beyond_home).
-    #[inline]
-    pub(crate) fn prefetch_home(&self, hash: u64) -> usize {
-        let capacity = self.capacity.load(Ordering::Relaxed);
-        let home = ((u128::from(hash) * capacity as u128) >> 64) as usize;
-        let address = self
-            .base
-            .load(Ordering::Relaxed)
-            .wrapping_add(home.wrapping_mul(std::mem::size_of::<Record>()));
-        crate::raw::prefetch::prefetch_read(address);
-        crate::raw::prefetch::prefetch_read(address.wrapping_add(64));
-        address
-    }
-
-    /// The rest of [`prefetch`](Self::prefetch), once the input passed its checks.
-    #[inline]
-    pub(crate) fn prefetch_beyond_home(home: usize) {
-        for line in 2..PREFETCH_LINES {
+        let home = self.home_address(hash);
+        for line in 0..PREFETCH_LINES {
             crate::raw::prefetch::prefetch_read(home.wrapping_add(line * 64));
         }
+    }
+
+    /// Starts loading the home slot's line only: a login weighing several selectors.
+    #[inline]
+    pub(crate) fn prefetch_home_line(&self, hash: u64) {
+        crate::raw::prefetch::prefetch_read(self.home_address(hash));
+    }
+
+    #[inline]
+    fn home_address(&self, hash: u64) -> usize {
+        let capacity = self.capacity.load(Ordering::Relaxed);
+        let home = ((u128::from(hash) * capacity as u128) >> 64) as usize;
+        self.base
+            .load(Ordering::Relaxed)
+            .wrapping_add(home.wrapping_mul(std::mem::size_of::<Record>()))
     }
 }
 
 /// Lines (records) [`SlotsHint::prefetch`] loads per lookup.
-const PREFETCH_LINES: usize = 6;
+pub(crate) const PREFETCH_LINES: usize = 2;
+
+/// Selectors a login weighs (see [`Table::roomiest`]): with eight, nine in ten records sit
+/// at home even at the 7/8 load a table grows at (four leave one in four off home at 3/4).
+pub(crate) const SELECTOR_CANDIDATES: usize = 8;
+
+/// The selectors a login weighs, given a random 64-bit draw: the draw itself first, then
+/// others spread over the whole range by a SplitMix64 step, all with the draw's shard bits
+/// (`shard_mask`) so that one shard holds every candidate's slot.
+///
+/// Derived rather than drawn: a selector is public (the session's handle) and must be unique
+/// and evenly spread, not secret, and eight ChaCha20 draws would cost a login more than the
+/// choice saves it.
+pub(crate) fn selector_candidates(drawn: u64, shard_mask: u64) -> [u64; SELECTOR_CANDIDATES] {
+    let mut state = drawn;
+    std::array::from_fn(|index| {
+        if index == 0 {
+            return drawn;
+        }
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut mixed = state;
+        mixed = (mixed ^ (mixed >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        mixed = (mixed ^ (mixed >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        mixed ^= mixed >> 31;
+        (mixed & !shard_mask) | (drawn & shard_mask)
+    })
+}
 
 /// Why an insert did not happen.
 #[derive(Debug, PartialEq, Eq)]
@@ -455,6 +473,33 @@ impl Table {
             distance += 1;
             slot = self.next(slot);
         }
+    }
+
+    /// Of `candidates` (nonzero hashes), the one a new record should take: the first whose
+    /// home slot is free, so that the record sits at home, else the first whose home's next
+    /// slot is free, so that it sits one slot on and moves no other record; `None` if every
+    /// candidate's record would push others on.
+    ///
+    /// A Robin Hood table filled with random hashes keeps fewer than half of its records at
+    /// home near its highest load (and a third or more beyond the next slot), so a lookup
+    /// reads several lines; a table whose hashes were chosen this way keeps nine in ten at home and
+    /// all but a few in a thousand within [`PREFETCH_LINES`] (see the
+    /// `chosen_hashes_sit_at_home` test), so a lookup reads one line.
+    pub(crate) fn roomiest(&self, candidates: &[u64]) -> Option<u64> {
+        if self.slots.is_empty() {
+            return candidates.first().copied();
+        }
+        let free = |slot: usize| self.slots[slot].hash() == 0;
+        candidates
+            .iter()
+            .copied()
+            .find(|&hash| free(self.home(hash)))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .find(|&hash| free(self.next(self.home(hash))))
+            })
     }
 
     /// The record with this digest (compared on the [`RECORD_KEY_LEN`] bytes a record keeps).
@@ -603,6 +648,16 @@ impl Table {
         }
         self.len -= removed;
         removed as usize
+    }
+
+    /// Records sitting at their home slot.
+    pub(crate) fn at_home(&self) -> usize {
+        (0..self.slots.len())
+            .filter(|&slot| {
+                let hash = self.slots[slot].hash();
+                hash != 0 && self.home(hash) == slot
+            })
+            .count()
     }
 
     /// Every record, in slot order.
@@ -822,32 +877,64 @@ mod tests {
         assert!(wraps > 0, "no table had a run across the end");
     }
 
-    /// What [`SlotsHint::prefetch`] counts on: at the highest load a table reaches (just
-    /// under 7/8), records sit a few slots past home, most within the prefetched lines.
-    #[test]
-    fn displacements() {
-        let mut table = Table::default();
-        let mut inserted = 0;
-        for (i, hash) in hashes(100_000, 11).into_iter().enumerate() {
-            if table.class_to_grow().is_some() && table.len() > 3000 {
-                break;
-            }
-            table.insert(record(hash, i as u32)).unwrap();
-            inserted += 1;
-        }
-        let load = inserted as f64 / table.capacity() as f64;
-        assert!(load > 0.85, "filled to {load}");
+    /// How far records sit from home, as shares of all records: at home, and within the
+    /// lines [`SlotsHint::prefetch`] loads.
+    fn home_shares(table: &Table) -> (f64, f64) {
         let distances: Vec<usize> = (0..table.capacity())
             .filter(|&slot| table.slots[slot].hash() != 0)
             .map(|slot| table.distance(slot, table.slots[slot].hash()))
             .collect();
-        let mean = distances.iter().sum::<usize>() as f64 / distances.len() as f64;
-        let covered = distances.iter().filter(|&&d| d < PREFETCH_LINES).count();
-        assert!(mean < 3.5, "mean displacement {mean}");
-        assert!(
-            covered * 100 >= distances.len() * 80,
-            "{covered} of {inserted} prefetched"
-        );
+        let share = |within: usize| {
+            distances.iter().filter(|&&d| d < within).count() as f64 / distances.len() as f64
+        };
+        (share(1), share(PREFETCH_LINES))
+    }
+
+    /// What [`SlotsHint::prefetch`] counts on: logins that choose among selectors keep nearly
+    /// every record within the prefetched lines at every load a table goes through (growth
+    /// included), where random ones would not.
+    #[test]
+    fn chosen_hashes_sit_at_home() {
+        let mut draws = hashes(200_000, 11).into_iter();
+        let mut chosen = Table::default();
+        let mut random = Table::default();
+        let mut checked = 0;
+        for (i, drawn) in draws.by_ref().enumerate() {
+            let candidates = selector_candidates(drawn, 0);
+            assert_eq!(candidates[0], drawn);
+            let hash = chosen.roomiest(&candidates).unwrap_or(drawn);
+            chosen.insert(record(hash, i as u32)).unwrap();
+            random.insert(record(drawn, i as u32)).unwrap();
+            // Just before a growth (the highest load) and just after one (the first records
+            // moved by it).
+            let tables_grow = chosen.class_to_grow().is_some();
+            if chosen.len() >= 2000 && (tables_grow || chosen.len() * 5 == chosen.capacity() * 3) {
+                let (at_home, prefetched) = home_shares(&chosen);
+                assert!(at_home > 0.85, "{at_home} at home at {}", chosen.len());
+                assert!(
+                    prefetched > 0.99,
+                    "{prefetched} prefetched at {}",
+                    chosen.len()
+                );
+                let (random_home, random_prefetched) = home_shares(&random);
+                assert!(random_home < 0.7 && random_prefetched < 0.9);
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "checked {checked} loads");
+        assert_robin_hood(&chosen);
+    }
+
+    #[test]
+    fn selector_candidates_keep_the_shard_and_differ() {
+        for drawn in hashes(1000, 5) {
+            let candidates = selector_candidates(drawn, 63);
+            assert!(candidates.iter().all(|c| c & 63 == drawn & 63));
+            let mut sorted = candidates.to_vec();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(sorted.len(), SELECTOR_CANDIDATES);
+        }
     }
 
     #[test]

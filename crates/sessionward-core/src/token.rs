@@ -81,13 +81,18 @@ impl Token {
     /// `byte % 62`, and the 3 % of bytes above are skipped. Converting a 256-bit number to
     /// base62 instead took 72 long divisions, a sixth of a login.
     pub(crate) fn generate() -> Result<Self, Error> {
-        Self::generate_with(|_| ()).map(|(token, _)| token)
+        Self::generate_with(|drawn| drawn).map(|(token, _)| token)
     }
 
-    /// [`generate`](Self::generate), also returning the token's selector, and handing it to
-    /// `drawn` as soon as it is drawn, before the secret and checksum are: a login starts
-    /// loading the table slot the session will take while the rest of the token is made.
-    pub(crate) fn generate_with(drawn: impl FnOnce(u64)) -> Result<(Self, u64), Error> {
+    /// [`generate`](Self::generate), with the selector chosen by `choose` from a random
+    /// 64-bit draw, before the secret and checksum are made; also returns the selector.
+    ///
+    /// A login chooses among selectors derived from the draw the one whose table slot is
+    /// free (see `Engine::choose_selector`), and starts loading that slot while the rest of
+    /// the token is made. The selector is public (it is the session's handle), so choosing it
+    /// costs no secrecy: the token's strength is its 256-bit secret, drawn here after the
+    /// choice and independently of it.
+    pub(crate) fn generate_with(choose: impl FnOnce(u64) -> u64) -> Result<(Self, u64), Error> {
         const DIGIT_BOUND: u8 = 248;
         let mut random = [0_u8; 56];
         fill_random(&mut random)?;
@@ -97,8 +102,7 @@ impl Token {
         selector.copy_from_slice(&random[..8]);
         // A zero selector marks an empty slot; the engine draws again on any taken selector,
         // and this keeps the (2^-64) zero case out of the table's way entirely.
-        let selector = u64::from_le_bytes(selector).max(1);
-        drawn(selector);
+        let selector = choose(u64::from_le_bytes(selector)).max(1);
         encode_selector(selector, &mut text);
         let mut digits = 0;
         let mut unused = &random[8..];
@@ -516,12 +520,16 @@ mod tests {
         assert_eq!(first.expose_secret().len(), TOKEN_LEN);
         assert!(is_well_formed(first.expose_secret()));
         assert_ne!(first, second);
-        let mut announced = None;
-        let (token, selector) = Token::generate_with(|drawn| announced = Some(drawn)).unwrap();
+        let mut chosen = None;
+        let (token, selector) = Token::generate_with(|drawn| {
+            chosen = Some(drawn ^ 1);
+            drawn ^ 1
+        })
+        .unwrap();
         assert_eq!(
-            announced,
+            chosen,
             Some(selector),
-            "the selector is handed over as drawn"
+            "the token carries the chosen selector"
         );
         assert_eq!(selector_of(token.expose_secret()), Some(selector));
         assert!(is_well_formed(token.expose_secret()));

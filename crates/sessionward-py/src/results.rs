@@ -489,6 +489,8 @@ pub(crate) struct PyTableStats {
     records: usize,
     /// Slots allocated across all shards.
     capacity: usize,
+    /// Records at their home slot (a validation finds them in the first line it reads).
+    at_home: usize,
     /// Events dropped from the `events()` buffer because nobody drained it.
     dropped_events: u64,
 }
@@ -499,6 +501,7 @@ impl PyTableStats {
             live: stats.live,
             records: stats.records,
             capacity: stats.capacity,
+            at_home: stats.at_home,
             dropped_events,
         }
     }
@@ -508,8 +511,8 @@ impl PyTableStats {
 impl PyTableStats {
     fn __repr__(&self) -> String {
         format!(
-            "TableStats(live={}, records={}, capacity={}, dropped_events={})",
-            self.live, self.records, self.capacity, self.dropped_events
+            "TableStats(live={}, records={}, capacity={}, at_home={}, dropped_events={})",
+            self.live, self.records, self.capacity, self.at_home, self.dropped_events
         )
     }
 }
