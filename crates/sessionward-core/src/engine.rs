@@ -51,7 +51,7 @@ use crate::table::{
     selector_candidates, NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK,
     STATE_LIVE,
 };
-use crate::token::{rest_is_well_formed, selector_of, sha256, TokenDigest};
+use crate::token::{random_u64, rest_is_well_formed, selector_of, sha256, TokenDigest};
 use crate::{
     is_well_formed, CapAction, Challenge, Clock, DenyReason, EndReason, Error, Event, EventKind,
     ExpiryKind, Handle, Issued, LoginMethod, LoginOutcome, LoginRequest, OrgSettings, Profile,
@@ -1075,6 +1075,9 @@ impl Engine {
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<LoginOutcome, Error> {
         let ip = request.ip.to_canonical();
         let now = self.now32();
+        // Drawn first: the table lines the new session's selector is chosen among load while
+        // the user is looked up (a few lines wasted when the login is denied or challenged).
+        let draw = self.start_draw()?;
         let Some(context) = self.login_context(request.user, ip, request.method) else {
             self.emit(
                 now,
@@ -1104,14 +1107,12 @@ impl Engine {
                 return self.challenge(now, &context, request, ip, device);
             }
         }
-        self.issue(
-            now,
-            &context,
-            ip,
-            request.method,
-            request.session_type,
+        let terms = SessionTerms {
+            method: request.method,
+            session_type: request.session_type,
             level,
-        )
+        };
+        self.issue(now, &context, ip, terms, draw)
     }
 
     /// Completes a challenge after the app verified the user out of band. With
@@ -1160,14 +1161,12 @@ impl Engine {
                 context.sessions.lock().devices.insert(device);
             }
         }
-        self.issue(
-            now,
-            &context,
-            pending.ip,
-            pending.method,
-            pending.session_type,
+        let terms = SessionTerms {
+            method: pending.method,
+            session_type: pending.session_type,
             level,
-        )
+        };
+        self.issue(now, &context, pending.ip, terms, self.start_draw()?)
     }
 
     /// What a login of `user` from `ip` with `method` needs from the directory, read under
@@ -1279,10 +1278,14 @@ impl Engine {
         now: u32,
         context: &LoginContext,
         ip: IpAddr,
-        method: LoginMethod,
-        session_type: SessionType,
-        level: SecurityLevel,
+        terms: SessionTerms,
+        draw: SelectorDraw,
     ) -> Result<LoginOutcome, Error> {
+        let SessionTerms {
+            method,
+            session_type,
+            level,
+        } = terms;
         let policy = &context.policy;
         let idle = policy.idle;
         let absolute_deadline = clamp_u32(u64::from(now) + policy.max_length.as_secs());
@@ -1290,7 +1293,7 @@ impl Engine {
 
         // Drawn before anything else, so that the slot the insert will probe is on its way
         // while the user's list is locked and pruned.
-        let mut drawn = Some(self.draw_token()?);
+        let mut drawn = Some(self.draw_token(draw)?);
         let mut sessions = context.sessions.lock();
         if sessions.removed {
             drop(sessions);
@@ -1331,7 +1334,7 @@ impl Engine {
         loop {
             let (token, digest) = match drawn.take() {
                 Some(drawn) => drawn,
-                None => self.draw_token()?,
+                None => self.draw_token(self.start_draw()?)?,
             };
             let record = Record::new(&NewRecord {
                 digest: digest.0,
@@ -1429,27 +1432,39 @@ impl Engine {
         }
     }
 
-    /// A fresh token and its digest, the lines its insert will probe already on their way.
-    fn draw_token(&self) -> Result<(Token, TokenDigest), Error> {
-        let (token, selector) = Token::generate_with(|drawn| self.choose_selector(drawn))?;
+    /// The random draw a new session's selector will be chosen from (see
+    /// [`choose_selector`](Self::choose_selector)), its candidates' home lines requested:
+    /// a login draws first, so that those misses overlap with looking the user up.
+    fn start_draw(&self) -> Result<SelectorDraw, Error> {
+        let drawn = random_u64()?;
+        let shard = self.shard(drawn);
+        for candidate in selector_candidates(drawn, self.shard_mask) {
+            shard.slots_hint.prefetch_home_line(candidate);
+        }
+        Ok(SelectorDraw(drawn))
+    }
+
+    /// A fresh token from `draw` and its digest, the lines its insert will probe already on
+    /// their way.
+    fn draw_token(&self, draw: SelectorDraw) -> Result<(Token, TokenDigest), Error> {
+        let (token, selector) = Token::generate_with(draw.0, |drawn| self.choose_selector(drawn))?;
         // Made well-formed, so not checked again (a test checks that generated tokens are).
         let digest = TokenDigest::of_token(token.expose_secret(), selector);
         Ok((token, digest))
     }
 
     /// The selector a new session takes, given a random draw: the roomiest of
-    /// [`SELECTOR_CANDIDATES`](crate::table::SELECTOR_CANDIDATES) selectors derived from it (see [`Table::roomiest`]), so that
-    /// its record sits at its home slot and every validation of it reads one line.
+    /// [`SELECTOR_CANDIDATES`](crate::table::SELECTOR_CANDIDATES) selectors derived from it
+    /// (see [`Table::roomiest`]), so that its record sits at its home slot and every
+    /// validation of it reads one line.
     ///
     /// The candidates share the draw's shard bits, so one read lock sees all their slots;
-    /// their home lines are requested together, so choosing costs about one miss. If a
-    /// concurrent login takes the chosen slot first, the insert still succeeds, one slot on.
+    /// their home lines were requested together (by [`start_draw`](Self::start_draw)), so
+    /// choosing costs at most about one miss. If a concurrent login takes the chosen slot
+    /// first, the insert still succeeds, one slot on.
     fn choose_selector(&self, drawn: u64) -> u64 {
         let candidates = selector_candidates(drawn, self.shard_mask);
         let shard = self.shard(drawn);
-        for &candidate in &candidates {
-            shard.slots_hint.prefetch_home_line(candidate);
-        }
         let state = shard.state.read();
         let chosen = state.table.roomiest(&candidates).unwrap_or(candidates[0]);
         drop(state);
@@ -2210,6 +2225,18 @@ enum Refresh {
     /// Last activity, and the level raised to at least this one (step-up).
     AndRaiseTo(SecurityLevel),
 }
+
+/// What a login asks its new session to be.
+#[derive(Clone, Copy)]
+struct SessionTerms {
+    method: LoginMethod,
+    session_type: SessionType,
+    level: SecurityLevel,
+}
+
+/// A random draw for a new session's selector whose candidates' table lines were requested
+/// ([`Engine::start_draw`]); consumed by one token.
+struct SelectorDraw(u64);
 
 /// A record's fixed fields and level, copied out under the shard lock, from which a
 /// [`SessionInfo`] is built once the lock is released.

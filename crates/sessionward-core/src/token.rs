@@ -81,31 +81,33 @@ impl Token {
     /// `byte % 62`, and the 3 % of bytes above are skipped. Converting a 256-bit number to
     /// base62 instead took 72 long divisions, a sixth of a login.
     pub(crate) fn generate() -> Result<Self, Error> {
-        Self::generate_with(|drawn| drawn).map(|(token, _)| token)
+        Self::generate_with(random_u64()?, |drawn| drawn).map(|(token, _)| token)
     }
 
-    /// [`generate`](Self::generate), with the selector chosen by `choose` from a random
-    /// 64-bit draw, before the secret and checksum are made; also returns the selector.
+    /// [`generate`](Self::generate), with the selector chosen by `choose` from `drawn` (a
+    /// [`random_u64`] draw), before the secret and checksum are made; also returns the
+    /// selector.
     ///
-    /// A login chooses among selectors derived from the draw the one whose table slot is
-    /// free (see `Engine::choose_selector`), and starts loading that slot while the rest of
-    /// the token is made. The selector is public (it is the session's handle), so choosing it
-    /// costs no secrecy: the token's strength is its 256-bit secret, drawn here after the
-    /// choice and independently of it.
-    pub(crate) fn generate_with(choose: impl FnOnce(u64) -> u64) -> Result<(Self, u64), Error> {
+    /// A login draws early (so that the table lines of the selectors it will weigh load while
+    /// it looks the user up), then chooses among selectors derived from the draw the one whose
+    /// table slot is free (see `Engine::choose_selector`). The selector is public (it is the
+    /// session's handle), so choosing it costs no secrecy: the token's strength is its 256-bit
+    /// secret, drawn here after the choice and independently of it.
+    pub(crate) fn generate_with(
+        drawn: u64,
+        choose: impl FnOnce(u64) -> u64,
+    ) -> Result<(Self, u64), Error> {
         const DIGIT_BOUND: u8 = 248;
-        let mut random = [0_u8; 56];
+        let mut random = [0_u8; 48];
         fill_random(&mut random)?;
         let mut text = [0_u8; TOKEN_LEN];
         text[..SELECTOR_AT].copy_from_slice(TOKEN_PREFIX.as_bytes());
-        let mut selector = [0_u8; 8];
-        selector.copy_from_slice(&random[..8]);
         // A zero selector marks an empty slot; the engine draws again on any taken selector,
         // and this keeps the (2^-64) zero case out of the table's way entirely.
-        let selector = choose(u64::from_le_bytes(selector)).max(1);
+        let selector = choose(drawn).max(1);
         encode_selector(selector, &mut text);
         let mut digits = 0;
-        let mut unused = &random[8..];
+        let mut unused = &random[..];
         loop {
             for &byte in unused.iter().filter(|&&byte| byte < DIGIT_BOUND) {
                 text[SECRET_AT + digits] = BASE62[usize::from(byte % 62)];
@@ -484,6 +486,13 @@ fn encode(selector: u64, secret: &[u8; 32]) -> String {
     with_checksum(text)
 }
 
+/// 64 random bits from this thread's ChaCha20 stream (see [`fill_random`]).
+pub(crate) fn random_u64() -> Result<u64, Error> {
+    let mut bytes = [0_u8; 8];
+    fill_random(&mut bytes)?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 thread_local! {
     /// This thread's ChaCha20 stream and the process image ([`crate::raw::fork::epoch`]) it was
     /// seeded in.
@@ -521,7 +530,7 @@ mod tests {
         assert!(is_well_formed(first.expose_secret()));
         assert_ne!(first, second);
         let mut chosen = None;
-        let (token, selector) = Token::generate_with(|drawn| {
+        let (token, selector) = Token::generate_with(random_u64().unwrap(), |drawn| {
             chosen = Some(drawn ^ 1);
             drawn ^ 1
         })
