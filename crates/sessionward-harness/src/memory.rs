@@ -17,8 +17,8 @@ pub fn resident_bytes() -> Option<u64> {
 }
 
 /// Populates `sessions` sessions in a fresh engine (tokens discarded) and reports the RSS
-/// growth per live session: the table's records, the per-user handle lists and allocator
-/// overhead. `None` when the OS does not report RSS (or no session went live), so that a
+/// growth per live session (the table's records, the per-user handle lists and allocator
+/// overhead) and how many records sit at their home slot. `None` when the OS does not report RSS (or no session went live), so that a
 /// report says "not measured" rather than a made-up 0 bytes.
 ///
 /// The figure includes what the allocator keeps, so it is an upper bound of the table's own
@@ -34,6 +34,8 @@ pub fn resident_bytes() -> Option<u64> {
 /// if let Some(stats) = sessionward_harness::measure_memory(20_000)? {
 ///     assert_eq!(stats.live_sessions, 20_000);
 ///     assert!(stats.bytes_per_live_session.is_finite());
+///     // Logins choose selectors whose table slot is free.
+///     assert!(stats.records_at_home * 10 >= stats.live_sessions * 8);
 /// }
 /// # Ok::<(), sessionward_core::Error>(())
 /// ```
@@ -41,12 +43,14 @@ pub fn measure_memory(sessions: u32) -> Result<Option<MemoryStats>, Error> {
     let before = resident_bytes();
     let (engine, _) = populate(sessions, false)?;
     let after = resident_bytes();
-    let live = engine.stats().live as u64;
+    let stats = engine.stats();
+    let live = stats.live as u64;
     drop(engine);
     Ok(match (before, after) {
         (Some(before), Some(after)) if live > 0 => Some(MemoryStats {
             live_sessions: live,
             bytes_per_live_session: after.saturating_sub(before) as f64 / live as f64,
+            records_at_home: stats.at_home as u64,
         }),
         _ => None,
     })

@@ -57,6 +57,10 @@ fn a_full_ci_run_writes_files_that_parse() {
     // The memory figure is its own engine's, the day's live sessions are the day's.
     let memory = report.memory.expect("memory measured on Linux");
     assert_eq!(memory.live_sessions, 20_000);
+    assert!(
+        memory.records_at_home * 10 >= memory.live_sessions * 8,
+        "logins chose free slots: {memory:?}"
+    );
     let day_end = report
         .simulated
         .minutes

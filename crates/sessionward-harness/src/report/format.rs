@@ -115,9 +115,11 @@ pub(crate) fn count(n: u64, noun: &str) -> String {
 pub(crate) fn memory(memory: Option<&MemoryStats>) -> String {
     match memory {
         Some(m) => format!(
-            "{:.0} B per session, measured with {} sessions in a separate engine",
+            "{:.0} B per session, measured with {} sessions in a separate engine ({} of its \
+             records at their home slot)",
             m.bytes_per_live_session,
-            group(m.live_sessions)
+            group(m.live_sessions),
+            percent(m.records_at_home, m.live_sessions)
         ),
         None => "not measured".to_owned(),
     }
@@ -166,10 +168,12 @@ mod tests {
         let measured = MemoryStats {
             live_sessions: 1_000_000,
             bytes_per_live_session: 93.25,
+            records_at_home: 916_000,
         };
         assert_eq!(
             memory(Some(&measured)),
-            "93 B per session, measured with 1,000,000 sessions in a separate engine"
+            "93 B per session, measured with 1,000,000 sessions in a separate engine (91.6% of \
+             its records at their home slot)"
         );
     }
 }

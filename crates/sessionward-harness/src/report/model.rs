@@ -350,4 +350,8 @@ pub struct MemoryStats {
     pub live_sessions: u64,
     /// Growth of the process's resident set per session of that engine, in bytes.
     pub bytes_per_live_session: f64,
+    /// Records of that engine at their home slot, which a validation finds in the first cache
+    /// line it reads (`TableStats::at_home`); 0 in reports written before it was recorded.
+    #[serde(default)]
+    pub records_at_home: u64,
 }
