@@ -829,8 +829,10 @@ fn tables_grow_and_shrink_through_shared_generations_without_losing_a_session() 
     let many: Vec<Issued> = (0..4000).map(|_| org.login("ada", "10.0.0.1")).collect();
     let grown = org.engine.stats();
     assert_eq!(grown.records, 4000);
+    // Chosen selectors keep about nine in ten at home at this load (random ones about three
+    // in ten); the margin is for the draws' randomness.
     assert!(
-        grown.at_home * 10 >= grown.records * 9,
+        grown.at_home * 10 >= grown.records * 8,
         "logins chose selectors whose slots were free, through every growth: {grown:?}"
     );
     assert!(
