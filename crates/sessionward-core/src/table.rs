@@ -482,8 +482,8 @@ impl Table {
     ///
     /// A Robin Hood table filled with random hashes keeps fewer than half of its records at
     /// home near its highest load (and a third or more beyond the next slot), so a lookup
-    /// reads several lines; a table whose hashes were chosen this way keeps nine in ten at home and
-    /// all but a few in a thousand within [`PREFETCH_LINES`] (see the
+    /// reads several lines; a table whose hashes were chosen this way keeps nine in ten at
+    /// home and all but a few in a thousand within [`PREFETCH_LINES`] (see the
     /// `chosen_hashes_sit_at_home` test), so a lookup reads one line.
     pub(crate) fn roomiest(&self, candidates: &[u64]) -> Option<u64> {
         if self.slots.is_empty() {
@@ -895,11 +895,10 @@ mod tests {
     /// included), where random ones would not.
     #[test]
     fn chosen_hashes_sit_at_home() {
-        let mut draws = hashes(200_000, 11).into_iter();
         let mut chosen = Table::default();
         let mut random = Table::default();
         let mut checked = 0;
-        for (i, drawn) in draws.by_ref().enumerate() {
+        for (i, drawn) in hashes(200_000, 11).into_iter().enumerate() {
             let candidates = selector_candidates(drawn, 0);
             assert_eq!(candidates[0], drawn);
             let hash = chosen.roomiest(&candidates).unwrap_or(drawn);
