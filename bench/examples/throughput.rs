@@ -2,9 +2,9 @@
 //! `cargo run --release -p sessionward-bench --example throughput -- [sessions] [seconds]`
 //! prints validations per second for single calls and 64-token batches on 1 and 2 threads.
 //! Tokens come from a [`TokenStream`] prefetched ahead, and time moves one second per second
-//! ([`TickingClock`]), as in the criterion benches. (Before 59ac1a7 this probe's clock stood
-//! still, so no validation stored its last activity: its figures ran ~20-30 % above
-//! criterion's.)
+//! ([`TickingClock`]), as in the criterion benches. (Up to 59ac1a7 this probe's clock stood
+//! still, so no validation stored its last activity, while criterion's has ticked since
+//! daf3636.)
 
 use std::hint::black_box;
 use std::sync::Arc;
