@@ -3,6 +3,8 @@
 //! with a `SAFETY` comment. Each part's documentation says why it needs `unsafe` and why its
 //! use is sound:
 //!
+//! - [`clock`]: the coarse realtime clock (`CLOCK_REALTIME_COARSE`), whole seconds for a
+//!   sixth of what `SystemTime::now()` costs under a hypervisor;
 //! - [`crc`]: the CRC-32 of a token's checked characters by carry-less multiplication,
 //!   four loads and no loop instead of a general routine's call, loop and partial block;
 //! - [`prefetch`]: the CPU's prefetch instructions (a hint that never dereferences), so that
@@ -17,6 +19,7 @@
 //! `make miri` (this module's tests under Miri, which stops on undefined behaviour; the
 //! CRC's once more with `PCLMULQDQ` enabled, which Miri emulates).
 
+pub(crate) mod clock;
 pub(crate) mod crc;
 pub(crate) mod fork;
 pub(crate) mod prefetch;
