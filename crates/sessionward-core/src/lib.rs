@@ -134,10 +134,12 @@
 //! shard's write lock at a time; bulk ends walk shards one by one or the user's own list. A
 //! login copies the few settings it applies under the directory's read lock instead of cloning
 //! shared `Arc`s, whose reference counts would bounce between cores. See the `engine` module
-//! source for the lock order. `unsafe` lives in one module, `raw`, whose three parts each say
-//! why theirs is sound: `raw::prefetch` (the prefetch intrinsic), `raw::slots` (shard tables
-//! sharing huge-page memory) and `raw::fork` (a `pthread_atfork` handler, so tokens need no
-//! `getpid` call to stay fork-safe).
+//! source for the lock order. `unsafe` lives in one module, `raw`, whose parts each say why
+//! theirs is sound: `raw::prefetch` (the prefetch intrinsic), `raw::crc` (the checksum by
+//! carry-less multiplication), `raw::slots` (shard tables sharing huge-page memory),
+//! `raw::fork` (a `pthread_atfork` handler, so tokens need no `getpid` call to stay
+//! fork-safe) and `raw::clock` (the coarse realtime clock every validation reads through
+//! [`SystemClock`]: a sixth of `SystemTime::now()`'s cost under a hypervisor).
 //!
 //! ## Bearer-token discipline
 //!
