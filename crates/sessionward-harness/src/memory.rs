@@ -18,8 +18,9 @@ pub fn resident_bytes() -> Option<u64> {
 
 /// Populates `sessions` sessions in a fresh engine (tokens discarded) and reports the RSS
 /// growth per live session (the table's records, the per-user handle lists and allocator
-/// overhead) and how many records sit at their home slot. `None` when the OS does not report RSS (or no session went live), so that a
-/// report says "not measured" rather than a made-up 0 bytes.
+/// overhead) and how many records sit at their home slot. `None` when the OS does not report
+/// RSS (or no session went live), so that a report says "not measured" rather than a made-up
+/// 0 bytes.
 ///
 /// The figure includes what the allocator keeps, so it is an upper bound of the table's own
 /// footprint; run it before other large allocations for a clean number.
