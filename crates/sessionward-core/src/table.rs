@@ -877,17 +877,21 @@ mod tests {
         assert!(wraps > 0, "no table had a run across the end");
     }
 
-    /// How far records sit from home, as shares of all records: at home, and within the
-    /// lines [`SlotsHint::prefetch`] loads.
+    /// How far records sit from home, as shares of all records: at home (as
+    /// [`Table::at_home`] counts them for `Engine::stats`), and within the lines
+    /// [`SlotsHint::prefetch`] loads.
     fn home_shares(table: &Table) -> (f64, f64) {
-        let distances: Vec<usize> = (0..table.capacity())
-            .filter(|&slot| table.slots[slot].hash() != 0)
-            .map(|slot| table.distance(slot, table.slots[slot].hash()))
-            .collect();
-        let share = |within: usize| {
-            distances.iter().filter(|&&d| d < within).count() as f64 / distances.len() as f64
-        };
-        (share(1), share(PREFETCH_LINES))
+        let prefetched = (0..table.capacity())
+            .filter(|&slot| {
+                let hash = table.slots[slot].hash();
+                hash != 0 && table.distance(slot, hash) < PREFETCH_LINES
+            })
+            .count();
+        let records = table.len() as f64;
+        (
+            table.at_home() as f64 / records,
+            prefetched as f64 / records,
+        )
     }
 
     /// What [`SlotsHint::prefetch`] counts on: logins that choose among selectors keep nearly
