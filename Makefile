@@ -35,17 +35,19 @@ memcheck: ## The core's unit, engine and model tests under valgrind memcheck (th
 
 # Miri interprets the tests of the core's `unsafe` code (the `raw` module) and stops on
 # undefined behaviour: out-of-bounds or misaligned access, use after free,
-# aliasing violations, data races, invalid values. Twice for the CRC: built for the baseline
-# CPU (which falls back to crc32fast) and with PCLMULQDQ on (Miri emulates the folding). The
-# forking test is skipped under Miri, which cannot fork; `make memcheck` runs it.
-MIRI_TARGET_DIR := target/miri-pclmulqdq
+# aliasing violations, data races, invalid values. Twice for the CRC and the paired SHA-256:
+# built for the baseline CPU (which falls back to crc32fast and sha2) and with PCLMULQDQ and
+# the SHA extensions on (Miri emulates the folding and the interleaved rounds). The forking
+# test is skipped under Miri, which cannot fork; `make memcheck` runs it.
+MIRI_TARGET_DIR := target/miri-extensions
+MIRI_EXTENSIONS := +pclmulqdq,+sha,+ssse3,+sse4.1
 
 miri: ## The core's raw-module tests under Miri (installs the nightly miri component)
 	rustup component add --toolchain nightly miri rust-src
 	$(CARGO) +nightly miri setup
 	$(CARGO) +nightly miri test -p sessionward-core --lib -- raw::
-	RUSTFLAGS="-C target-feature=+pclmulqdq" CARGO_TARGET_DIR=$(MIRI_TARGET_DIR) \
-		$(CARGO) +nightly miri test -p sessionward-core --lib -- raw::crc
+	RUSTFLAGS="-C target-feature=$(MIRI_EXTENSIONS)" CARGO_TARGET_DIR=$(MIRI_TARGET_DIR) \
+		$(CARGO) +nightly miri test -p sessionward-core --lib -- raw::crc raw::sha256
 
 test-python: ## Build the Python package into .venv, run stubtest, mypy --strict and pytest
 	scripts/test-python.sh

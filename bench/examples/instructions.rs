@@ -1,6 +1,8 @@
 //! Runs N validations of one contender, for instruction counting under
 //! `valgrind --tool=callgrind` (repeatable whatever else the machine is doing):
 //! `cargo run --release -p sessionward-bench --example instructions -- sessionward 100000`.
+//! Contenders: `sessionward` (one `validate` call per token), `sessionward_batch64`
+//! (`validate_many`, 64 tokens a call) and `rwlock_hashmap`.
 
 use sessionward_bench::*;
 use sessionward_core::Requirement;
@@ -14,6 +16,24 @@ fn main() {
     let order = index_sequence(tokens.len(), count.max(1), 3);
     let ip = office();
     let mut ok = 0_usize;
+    if contender == "sessionward_batch64" {
+        let mut results = Vec::with_capacity(64);
+        for chunk in order[..count.min(order.len())].chunks(64) {
+            let batch: Vec<&str> = chunk
+                .iter()
+                .map(|&index| tokens[index as usize].as_str())
+                .collect();
+            engine.validate_many(
+                std::hint::black_box(&batch),
+                &[ip],
+                Requirement::Any,
+                &mut results,
+            );
+            ok += results.iter().filter(|result| result.is_ok()).count();
+        }
+        println!("{contender}: {ok} of {count} valid");
+        return;
+    }
     for &index in order.iter().take(count) {
         let token = std::hint::black_box(&tokens[index as usize]);
         ok += usize::from(match contender.as_str() {

@@ -112,8 +112,9 @@
 //!    miss (~180 ns here, with huge pages) is the dominant cost, and this hides most of the
 //!    hashing and checking under it;
 //! 3. takes the shard's read lock (one atomic add), finds the record at its home slot or
-//!    the next (lines already in the cache or on their way), checks state, expiry, IP lock, per-request login ranges and the
-//!    operation's level against a copy of the validation policy kept inside the shard, and
+//!    the next (lines already in the cache or on their way), checks state, expiry, IP lock,
+//!    per-request login ranges and the operation's level against a copy of the validation
+//!    policy kept inside the shard, and
 //!    refreshes last activity with a relaxed store, skipped when the second has not changed;
 //!    it copies the record's fields out and builds the result after releasing the lock.
 //!
@@ -126,7 +127,10 @@
 //! One lock word, one or two record lines, no allocation, no global state.
 //! [`Engine::validate_many`] is a software pipeline: it does step 1 (and the lock line's
 //! prefetch) four tokens ahead of steps 2-3, so the misses of the next tokens overlap with
-//! the hashing of this one.
+//! the hashing of this one, and it hashes its tokens two at a time with the two SHA-256
+//! compressions' rounds interleaved: a compression is a chain of dependent round
+//! instructions, and two chains side by side keep the SHA unit busy where one leaves it idle
+//! half the time.
 //!
 //! **Why no global lock.** Shards are picked by the selector's low bits, so two validations
 //! share a lock word only when they hit the same shard (1 in 256); ends flip an atomic state
@@ -136,7 +140,8 @@
 //! shared `Arc`s, whose reference counts would bounce between cores. See the `engine` module
 //! source for the lock order. `unsafe` lives in one module, `raw`, whose parts each say why
 //! theirs is sound: `raw::prefetch` (the prefetch intrinsic), `raw::crc` (the checksum by
-//! carry-less multiplication), `raw::slots` (shard tables sharing huge-page memory),
+//! carry-less multiplication), `raw::sha256` (two SHA-256 compressions interleaved, for
+//! batches), `raw::slots` (shard tables sharing huge-page memory),
 //! `raw::fork` (a `pthread_atfork` handler, so tokens need no `getpid` call to stay
 //! fork-safe) and `raw::clock` (the coarse realtime clock every validation reads through
 //! [`SystemClock`]: a sixth of `SystemTime::now()`'s cost under a hypervisor).

@@ -27,9 +27,9 @@ use std::str::FromStr;
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
-use sha2::digest::generic_array::GenericArray;
 use sha2::{Digest as _, Sha256};
 
+use crate::raw::sha256;
 use crate::Error;
 
 /// Prefix of every sessionward token.
@@ -152,33 +152,25 @@ impl TokenDigest {
     /// is a single compression (no streaming state, no buffering).
     #[inline]
     pub(crate) fn of_token(token: &str, selector: u64) -> Self {
-        const HASHED: usize = SELECTOR_LEN + SECRET_LEN;
-        // The block is assembled in four 16-byte words, each read whole from the token and
-        // stored whole, because the compression reads it back 16 bytes at a time: a read that
-        // spans several narrower stores (a byte-wise copy, then the padding byte, then the
-        // length) cannot be forwarded from the store buffer and waits for the stores to
-        // reach the cache, about 15 cycles of every validation.
-        const _: () = assert!(TOKEN_LEN == 64 && SELECTOR_AT == 4 && HASHED == 54);
-        let bytes: &[u8; TOKEN_LEN] = token.as_bytes().try_into().expect("a well-formed token");
-        let word = |at: usize| {
-            let mut word = [0_u8; 16];
-            word.copy_from_slice(&bytes[at..at + 16]);
-            u128::from_le_bytes(word)
-        };
-        // The last word: the token's bytes 52..58 (its last 6 hashed characters), the
-        // padding's 0x80, a zero, then the message length in bits, big-endian.
-        let tail = (word(48) >> 32) & ((1 << 48) - 1)
-            | 0x80 << 48
-            | u128::from(((HASHED as u64) * 8).swap_bytes()) << 64;
-        let mut block = [0_u8; 64];
-        for (chunk, word) in block
-            .chunks_exact_mut(16)
-            .zip([word(4), word(20), word(36), tail])
-        {
-            chunk.copy_from_slice(&word.to_le_bytes());
-        }
-        let mut state = SHA256_INITIAL_STATE;
-        sha2::compress256(&mut state, &[GenericArray::from(block)]);
+        Self::of_state(selector, sha256::compress_one(&hashed_block(token)))
+    }
+
+    /// [`of_token`](Self::of_token) of two tokens at once: their compressions interleaved
+    /// (see [`raw::sha256`](crate::raw::sha256)), two keys in little more than the time of
+    /// one.
+    #[inline]
+    pub(crate) fn of_token_pair(tokens: [&str; 2], selectors: [u64; 2]) -> [Self; 2] {
+        let blocks = tokens.map(hashed_block);
+        let [first, second] = sha256::compress_pair([&blocks[0], &blocks[1]]);
+        [
+            Self::of_state(selectors[0], first),
+            Self::of_state(selectors[1], second),
+        ]
+    }
+
+    /// The key: the selector, then the first words of the digest, big-endian.
+    #[inline]
+    fn of_state(selector: u64, state: [u32; 8]) -> Self {
         let mut key = [0_u8; KEY_LEN];
         key[..8].copy_from_slice(&selector.to_le_bytes());
         for (out, word) in key[8..].chunks_exact_mut(4).zip(state) {
@@ -203,23 +195,43 @@ impl TokenDigest {
     }
 }
 
+/// The one SHA-256 block of a well-formed token: its 54 selector and secret characters, then
+/// the padding (0x80, a zero, the length in bits, big-endian).
+#[inline]
+fn hashed_block(token: &str) -> [u8; 64] {
+    const HASHED: usize = SELECTOR_LEN + SECRET_LEN;
+    // The block is assembled in four 16-byte words, each read whole from the token and
+    // stored whole, because the compression reads it back 16 bytes at a time: a read that
+    // spans several narrower stores (a byte-wise copy, then the padding byte, then the
+    // length) cannot be forwarded from the store buffer and waits for the stores to
+    // reach the cache, about 15 cycles of every validation.
+    const _: () = assert!(TOKEN_LEN == 64 && SELECTOR_AT == 4 && HASHED == 54);
+    let bytes: &[u8; TOKEN_LEN] = token.as_bytes().try_into().expect("a well-formed token");
+    let word = |at: usize| {
+        let mut word = [0_u8; 16];
+        word.copy_from_slice(&bytes[at..at + 16]);
+        u128::from_le_bytes(word)
+    };
+    // The last word: the token's bytes 52..58 (its last 6 hashed characters), the
+    // padding's 0x80, a zero, then the message length in bits, big-endian.
+    let tail = (word(48) >> 32) & ((1 << 48) - 1)
+        | 0x80 << 48
+        | u128::from(((HASHED as u64) * 8).swap_bytes()) << 64;
+    let mut block = [0_u8; 64];
+    for (chunk, word) in block
+        .chunks_exact_mut(16)
+        .zip([word(4), word(20), word(36), tail])
+    {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    block
+}
+
 /// SHA-256 of secrets that are not session tokens (device ids, challenge secrets, client
 /// secrets): what the engine keeps in their place.
 pub(crate) fn sha256(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
-
-/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
-const SHA256_INITIAL_STATE: [u32; 8] = [
-    0x6a09_e667,
-    0xbb67_ae85,
-    0x3c6e_f372,
-    0xa54f_f53a,
-    0x510e_527f,
-    0x9b05_688c,
-    0x1f83_d9ab,
-    0x5be0_cd19,
-];
 
 impl fmt::Debug for TokenDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,244 @@
+//! SHA-256 of two single-block messages at once, with their rounds interleaved. Part of
+//! [`raw`](crate::raw), the one module of the core that uses `unsafe`.
+//!
+//! # Why two at once
+//!
+//! A token's digest is one SHA-256 compression, and with the SHA extensions a compression is
+//! a chain of 32 `SHA256RNDS2` instructions, each waiting for the one before: on the
+//! project's machine (AMD Zen 3) each takes 4 cycles but the unit can start another every
+//! 2, so a lone compression leaves the unit idle half the time, and the core's out-of-order
+//! window is too small to reach the next token's compression by itself. Two compressions
+//! written side by side run their chains in parallel: two digests for little more than the
+//! latency of one. A batched validation ([`Engine::validate_many`](crate::Engine::validate_many))
+//! hashes its tokens in pairs this way. The Linux kernel interleaves SHA-256 for the same
+//! reason (`sha256_finup_2x`, for dm-verity and fs-verity, 2024).
+//!
+//! The instruction sequence for one block is the one of the `sha2` crate's x86 backend (after
+//! Intel's "New Instructions Supporting the Secure Hash Algorithm on Intel Architecture
+//! Processors"), written for two states; `sha2` has no multi-message interface.
+//!
+//! # Why `unsafe` here
+//!
+//! The SHA intrinsics are `#[target_feature]` functions, callable only from code compiled for
+//! the feature, which is `unsafe fn` code; the unaligned block loads are raw pointer reads.
+//!
+//! # Why it is sound
+//!
+//! - **CPU features.** [`compress_pair`] runs [`interleaved`] only after
+//!   `is_x86_feature_detected!` said yes to `sha`, `ssse3` and `sse4.1` (std caches the
+//!   answer; SSE2 is the x86_64 baseline). Elsewhere, and on CPUs without them, it makes two
+//!   calls of `sha2::compress256`, which computes the same value.
+//! - **Memory.** The blocks are `&[u8; 64]`; the four 16-byte loads of each read bytes 0..16,
+//!   16..32, 32..48 and 48..64, all inside it. Unaligned loads have no alignment requirement.
+//!   The output is returned by value.
+//! - **Value.** The tests compare every output with `sha2::compress256` on random blocks, on
+//!   all-zero and all-ones blocks, and on every bit of a block flipped in turn; every batched
+//!   validation's result is compared with single calls' in the engine's tests.
+
+use sha2::digest::generic_array::GenericArray;
+
+/// SHA-256's initial hash value (FIPS 180-4, 5.3.3).
+pub(crate) const INITIAL_STATE: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// The state after compressing each of `blocks` from [`INITIAL_STATE`]: what
+/// `sha2::compress256` gives for each block alone.
+#[inline]
+pub(crate) fn compress_pair(blocks: [&[u8; 64]; 2]) -> [[u32; 8]; 2] {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("sha")
+        && std::arch::is_x86_feature_detected!("ssse3")
+        && std::arch::is_x86_feature_detected!("sse4.1")
+    {
+        // SAFETY: the CPU has SHA, SSSE3 and SSE4.1 (just checked) and SSE2 (the x86_64
+        // baseline), the features `interleaved` is compiled for; see the module documentation.
+        #[allow(unsafe_code)]
+        return unsafe { interleaved(blocks) };
+    }
+    blocks.map(compress_one)
+}
+
+/// The state after compressing `block` from [`INITIAL_STATE`], through `sha2`.
+#[inline]
+pub(crate) fn compress_one(block: &[u8; 64]) -> [u32; 8] {
+    let mut state = INITIAL_STATE;
+    sha2::compress256(&mut state, &[GenericArray::from(*block)]);
+    state
+}
+
+/// SHA-256's round constants, four to a vector in the order `_mm_set_epi32` takes them.
+#[cfg(target_arch = "x86_64")]
+const K32X4: [[u32; 4]; 16] = {
+    const K32: [u32; 64] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2,
+    ];
+    let mut table = [[0_u32; 4]; 16];
+    let mut group = 0;
+    while group < 16 {
+        let mut lane = 0;
+        while lane < 4 {
+            table[group][lane] = K32[group * 4 + 3 - lane];
+            lane += 1;
+        }
+        group += 1;
+    }
+    table
+};
+
+/// [`compress_pair`] with the SHA extensions: the two blocks' rounds interleaved.
+///
+/// The body is an `unsafe fn`'s, so its unsafe operations need no blocks of their own: the
+/// unaligned loads (each reads 16 bytes at `16 * i`, `i < 4`, of a 64-byte block), and,
+/// before Rust 1.87, the register-only intrinsics.
+///
+/// # Safety
+///
+/// The CPU must support SHA, SSSE3 and SSE4.1 (and SSE2, which every x86_64 CPU does).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+#[allow(unsafe_code)]
+unsafe fn interleaved(blocks: [&[u8; 64]; 2]) -> [[u32; 8]; 2] {
+    use std::arch::x86_64::{
+        __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_loadu_si128, _mm_set_epi32,
+        _mm_set_epi64x, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32,
+        _mm_shuffle_epi32, _mm_shuffle_epi8, _mm_storeu_si128,
+    };
+    // Big-endian message words to lanes.
+    let byte_swap = _mm_set_epi64x(
+        0x0C0D_0E0F_0809_0A0B_u64 as i64,
+        0x0405_0607_0001_0203_u64 as i64,
+    );
+    // The initial state as the round instructions hold it: (a, b, e, f) and (c, d, g, h).
+    let [a, b, c, d, e, f, g, h] = INITIAL_STATE.map(|word| word as i32);
+    let abef_initial = _mm_set_epi32(a, b, e, f);
+    let cdgh_initial = _mm_set_epi32(c, d, g, h);
+    let mut abef = [abef_initial; 2];
+    let mut cdgh = [cdgh_initial; 2];
+    // The 16 message words of each block, four to a vector; then the schedule's next ones.
+    let mut w: [[__m128i; 4]; 2] = [[abef_initial; 4]; 2];
+    for (words, block) in w.iter_mut().zip(blocks) {
+        for (at, word) in words.iter_mut().enumerate() {
+            // SAFETY: bytes `16 * at..16 * at + 16` (`at < 4`) lie inside the 64-byte block,
+            // and `_mm_loadu_si128` has no alignment requirement.
+            let loaded = _mm_loadu_si128(block.as_ptr().add(16 * at).cast());
+            *word = _mm_shuffle_epi8(loaded, byte_swap);
+        }
+    }
+    // Four rounds of both blocks with message vector `i % 4` (scheduled first from `i = 4`).
+    // The loop is unrolled by the compiler (constant bounds), so each block's chain of
+    // `SHA256RNDS2` sits next to the other's.
+    for (group, k) in K32X4.iter().enumerate() {
+        let k = _mm_set_epi32(k[0] as i32, k[1] as i32, k[2] as i32, k[3] as i32);
+        for lane in 0..2 {
+            let words = &mut w[lane];
+            if group >= 4 {
+                // w[i] from w[i - 16], w[i - 15], w[i - 7] and w[i - 2], four at a time.
+                let [w0, w1, w2, w3] = [0, 1, 2, 3].map(|back| words[(group + back) % 4]);
+                let sigma0 = _mm_sha256msg1_epu32(w0, w1);
+                let with_w7 = _mm_add_epi32(sigma0, _mm_alignr_epi8::<4>(w3, w2));
+                words[group % 4] = _mm_sha256msg2_epu32(with_w7, w3);
+            }
+            let message = _mm_add_epi32(words[group % 4], k);
+            cdgh[lane] = _mm_sha256rnds2_epu32(cdgh[lane], abef[lane], message);
+            abef[lane] =
+                _mm_sha256rnds2_epu32(abef[lane], cdgh[lane], _mm_shuffle_epi32::<0x0E>(message));
+        }
+    }
+    let mut out = [[0_u32; 8]; 2];
+    for lane in 0..2 {
+        let abef = _mm_add_epi32(abef[lane], abef_initial);
+        let cdgh = _mm_add_epi32(cdgh[lane], cdgh_initial);
+        // Back to (a, b, c, d) and (e, f, g, h), lowest lane first.
+        let feba = _mm_shuffle_epi32::<0x1B>(abef);
+        let dchg = _mm_shuffle_epi32::<0xB1>(cdgh);
+        let dcba = _mm_blend_epi16::<0xF0>(feba, dchg);
+        let hgef = _mm_alignr_epi8::<8>(dchg, feba);
+        let mut words = [0_u8; 32];
+        // SAFETY: `words` is 32 bytes; each store writes 16 of them, at 0 and at 16, and
+        // `_mm_storeu_si128` has no alignment requirement.
+        _mm_storeu_si128(words.as_mut_ptr().cast(), dcba);
+        _mm_storeu_si128(words.as_mut_ptr().add(16).cast(), hgef);
+        for (word, bytes) in out[lane].iter_mut().zip(words.chunks_exact(4)) {
+            *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::{RngCore, SeedableRng};
+
+    use super::*;
+
+    fn check(first: &[u8; 64], second: &[u8; 64]) {
+        assert_eq!(
+            compress_pair([first, second]),
+            [compress_one(first), compress_one(second)]
+        );
+    }
+
+    #[test]
+    fn equals_sha2_on_random_blocks() {
+        let mut rng = ChaCha20Rng::seed_from_u64(256);
+        let pairs = if cfg!(miri) { 20 } else { 20_000 };
+        for _ in 0..pairs {
+            let (mut first, mut second) = ([0_u8; 64], [0_u8; 64]);
+            rng.fill_bytes(&mut first);
+            rng.fill_bytes(&mut second);
+            check(&first, &second);
+        }
+    }
+
+    #[test]
+    fn equals_sha2_on_edge_blocks_and_every_bit_flipped() {
+        for fill in [0x00, 0xFF] {
+            let block = [fill; 64];
+            check(&block, &block);
+            let bits = if cfg!(miri) { 0..8 } else { 0..512 };
+            for bit in bits {
+                let mut flipped = block;
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                check(&block, &flipped);
+                check(&flipped, &block);
+                assert_ne!(compress_pair([&block, &flipped])[1], compress_one(&block));
+            }
+        }
+    }
+
+    #[test]
+    fn the_interleaving_itself_is_tested_where_the_cpu_has_it() {
+        #[cfg(target_feature = "sha")]
+        assert!(std::arch::is_x86_feature_detected!("sha"));
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("sha")
+            && std::arch::is_x86_feature_detected!("ssse3")
+            && std::arch::is_x86_feature_detected!("sse4.1")
+        {
+            let first: [u8; 64] = std::array::from_fn(|at| (at as u8).wrapping_mul(37) ^ 0x5A);
+            let second: [u8; 64] = std::array::from_fn(|at| (at as u8).wrapping_mul(101) ^ 0xC3);
+            // SAFETY: the CPU has the features (checked above).
+            #[allow(unsafe_code)]
+            let both = unsafe { interleaved([&first, &second]) };
+            assert_eq!(both, [compress_one(&first), compress_one(&second)]);
+        }
+    }
+}
