@@ -104,6 +104,9 @@ const K32X4: [[u32; 4]; 16] = {
 
 /// [`compress_pair`] with the SHA extensions: the two blocks' rounds interleaved.
 ///
+/// Written out in full (macros, not loops over arrays): indexed message vectors were kept
+/// on the stack, and each schedule step then waited for a store to be forwarded.
+///
 /// The body is an `unsafe fn`'s, so its unsafe operations need no blocks of their own: the
 /// unaligned loads (each reads 16 bytes at `16 * i`, `i < 4`, of a 64-byte block), and,
 /// before Rust 1.87, the register-only intrinsics.
@@ -116,9 +119,9 @@ const K32X4: [[u32; 4]; 16] = {
 #[allow(unsafe_code)]
 unsafe fn interleaved(blocks: [&[u8; 64]; 2]) -> [[u32; 8]; 2] {
     use std::arch::x86_64::{
-        __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_loadu_si128, _mm_set_epi32,
-        _mm_set_epi64x, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32, _mm_sha256rnds2_epu32,
-        _mm_shuffle_epi32, _mm_shuffle_epi8, _mm_storeu_si128,
+        __m128i, _mm_add_epi32, _mm_alignr_epi8, _mm_blend_epi16, _mm_extract_epi32,
+        _mm_loadu_si128, _mm_set_epi32, _mm_set_epi64x, _mm_sha256msg1_epu32, _mm_sha256msg2_epu32,
+        _mm_sha256rnds2_epu32, _mm_shuffle_epi32, _mm_shuffle_epi8,
     };
     // Big-endian message words to lanes.
     let byte_swap = _mm_set_epi64x(
@@ -129,57 +132,110 @@ unsafe fn interleaved(blocks: [&[u8; 64]; 2]) -> [[u32; 8]; 2] {
     let [a, b, c, d, e, f, g, h] = INITIAL_STATE.map(|word| word as i32);
     let abef_initial = _mm_set_epi32(a, b, e, f);
     let cdgh_initial = _mm_set_epi32(c, d, g, h);
-    let mut abef = [abef_initial; 2];
-    let mut cdgh = [cdgh_initial; 2];
-    // The 16 message words of each block, four to a vector; then the schedule's next ones.
-    let mut w: [[__m128i; 4]; 2] = [[abef_initial; 4]; 2];
-    for (words, block) in w.iter_mut().zip(blocks) {
-        for (at, word) in words.iter_mut().enumerate() {
-            // SAFETY: bytes `16 * at..16 * at + 16` (`at < 4`) lie inside the 64-byte block,
-            // and `_mm_loadu_si128` has no alignment requirement.
-            let loaded = _mm_loadu_si128(block.as_ptr().add(16 * at).cast());
-            *word = _mm_shuffle_epi8(loaded, byte_swap);
-        }
+    let (mut first_abef, mut first_cdgh) = (abef_initial, cdgh_initial);
+    let (mut second_abef, mut second_cdgh) = (abef_initial, cdgh_initial);
+    // The block's message vector `at` (words 4 * at..4 * at + 4).
+    macro_rules! load {
+        ($block:expr, $at:literal) => {{
+            const _: () = assert!($at < 4);
+            // SAFETY: bytes `16 * $at..16 * $at + 16` lie inside the 64-byte block (asserted
+            // above), and `_mm_loadu_si128` has no alignment requirement.
+            _mm_shuffle_epi8(
+                _mm_loadu_si128($block.as_ptr().add(16 * $at).cast()),
+                byte_swap,
+            )
+        }};
     }
-    // Four rounds of both blocks with message vector `i % 4` (scheduled first from `i = 4`).
-    // The loop is unrolled by the compiler (constant bounds), so each block's chain of
-    // `SHA256RNDS2` sits next to the other's.
-    for (group, k) in K32X4.iter().enumerate() {
-        let k = _mm_set_epi32(k[0] as i32, k[1] as i32, k[2] as i32, k[3] as i32);
-        for lane in 0..2 {
-            let words = &mut w[lane];
-            if group >= 4 {
-                // w[i] from w[i - 16], w[i - 15], w[i - 7] and w[i - 2], four at a time.
-                let [w0, w1, w2, w3] = [0, 1, 2, 3].map(|back| words[(group + back) % 4]);
-                let sigma0 = _mm_sha256msg1_epu32(w0, w1);
-                let with_w7 = _mm_add_epi32(sigma0, _mm_alignr_epi8::<4>(w3, w2));
-                words[group % 4] = _mm_sha256msg2_epu32(with_w7, w3);
+    let [mut x0, mut x1, mut x2, mut x3] = [
+        load!(blocks[0], 0),
+        load!(blocks[0], 1),
+        load!(blocks[0], 2),
+        load!(blocks[0], 3),
+    ];
+    let [mut y0, mut y1, mut y2, mut y3] = [
+        load!(blocks[1], 0),
+        load!(blocks[1], 1),
+        load!(blocks[1], 2),
+        load!(blocks[1], 3),
+    ];
+    // Each block's fifth message vector: the schedule keeps the last four in a window of five
+    // (as sha2's backend does), written first by group 4.
+    let (mut x4, mut y4): (__m128i, __m128i);
+    // The next four message words from the previous sixteen (w[i - 16], w[i - 15],
+    // w[i - 7] and w[i - 2] of FIPS 180-4's schedule, four at a time).
+    // (Macros rather than closures, here and below: closures do not inherit
+    // `target_feature` before Rust 1.86, and their intrinsics would then be calls.)
+    macro_rules! schedule {
+        ($w0:expr, $w1:expr, $w2:expr, $w3:expr) => {{
+            let sigma0 = _mm_sha256msg1_epu32($w0, $w1);
+            _mm_sha256msg2_epu32(_mm_add_epi32(sigma0, _mm_alignr_epi8::<4>($w3, $w2)), $w3)
+        }};
+    }
+    // Rounds `4 * group..4 * group + 4` of both blocks, with message vectors `$x` and `$y`.
+    macro_rules! rounds {
+        ($group:literal, $x:expr, $y:expr) => {{
+            let k = K32X4[$group];
+            let k = _mm_set_epi32(k[0] as i32, k[1] as i32, k[2] as i32, k[3] as i32);
+            let (x, y) = (_mm_add_epi32($x, k), _mm_add_epi32($y, k));
+            first_cdgh = _mm_sha256rnds2_epu32(first_cdgh, first_abef, x);
+            second_cdgh = _mm_sha256rnds2_epu32(second_cdgh, second_abef, y);
+            first_abef =
+                _mm_sha256rnds2_epu32(first_abef, first_cdgh, _mm_shuffle_epi32::<0x0E>(x));
+            second_abef =
+                _mm_sha256rnds2_epu32(second_abef, second_cdgh, _mm_shuffle_epi32::<0x0E>(y));
+        }};
+    }
+    // Schedule the next vector of both blocks into `$x4`/`$y4`, then run its rounds.
+    macro_rules! scheduled_rounds {
+        ($group:literal, $x0:ident $x1:ident $x2:ident $x3:ident => $x4:ident,
+         $y0:ident $y1:ident $y2:ident $y3:ident => $y4:ident) => {{
+            $x4 = schedule!($x0, $x1, $x2, $x3);
+            $y4 = schedule!($y0, $y1, $y2, $y3);
+            rounds!($group, $x4, $y4);
+        }};
+    }
+    rounds!(0, x0, y0);
+    rounds!(1, x1, y1);
+    rounds!(2, x2, y2);
+    rounds!(3, x3, y3);
+    scheduled_rounds!(4, x0 x1 x2 x3 => x4, y0 y1 y2 y3 => y4);
+    scheduled_rounds!(5, x1 x2 x3 x4 => x0, y1 y2 y3 y4 => y0);
+    scheduled_rounds!(6, x2 x3 x4 x0 => x1, y2 y3 y4 y0 => y1);
+    scheduled_rounds!(7, x3 x4 x0 x1 => x2, y3 y4 y0 y1 => y2);
+    scheduled_rounds!(8, x4 x0 x1 x2 => x3, y4 y0 y1 y2 => y3);
+    scheduled_rounds!(9, x0 x1 x2 x3 => x4, y0 y1 y2 y3 => y4);
+    scheduled_rounds!(10, x1 x2 x3 x4 => x0, y1 y2 y3 y4 => y0);
+    scheduled_rounds!(11, x2 x3 x4 x0 => x1, y2 y3 y4 y0 => y1);
+    scheduled_rounds!(12, x3 x4 x0 x1 => x2, y3 y4 y0 y1 => y2);
+    scheduled_rounds!(13, x4 x0 x1 x2 => x3, y4 y0 y1 y2 => y3);
+    scheduled_rounds!(14, x0 x1 x2 x3 => x4, y0 y1 y2 y3 => y4);
+    scheduled_rounds!(15, x1 x2 x3 x4 => x0, y1 y2 y3 y4 => y0);
+    // Back to (a, b, c, d) and (e, f, g, h), after adding the initial state.
+    macro_rules! state {
+        ($abef:expr, $cdgh:expr) => {{
+            let feba = _mm_shuffle_epi32::<0x1B>(_mm_add_epi32($abef, abef_initial));
+            let dchg = _mm_shuffle_epi32::<0xB1>(_mm_add_epi32($cdgh, cdgh_initial));
+            let dcba = _mm_blend_epi16::<0xF0>(feba, dchg);
+            let hgef = _mm_alignr_epi8::<8>(dchg, feba);
+            macro_rules! lanes {
+                ($vector:expr) => {
+                    [
+                        _mm_extract_epi32::<0>($vector),
+                        _mm_extract_epi32::<1>($vector),
+                        _mm_extract_epi32::<2>($vector),
+                        _mm_extract_epi32::<3>($vector),
+                    ]
+                    .map(|word| word as u32)
+                };
             }
-            let message = _mm_add_epi32(words[group % 4], k);
-            cdgh[lane] = _mm_sha256rnds2_epu32(cdgh[lane], abef[lane], message);
-            abef[lane] =
-                _mm_sha256rnds2_epu32(abef[lane], cdgh[lane], _mm_shuffle_epi32::<0x0E>(message));
-        }
+            let ([a, b, c, d], [e, f, g, h]) = (lanes!(dcba), lanes!(hgef));
+            [a, b, c, d, e, f, g, h]
+        }};
     }
-    let mut out = [[0_u32; 8]; 2];
-    for lane in 0..2 {
-        let abef = _mm_add_epi32(abef[lane], abef_initial);
-        let cdgh = _mm_add_epi32(cdgh[lane], cdgh_initial);
-        // Back to (a, b, c, d) and (e, f, g, h), lowest lane first.
-        let feba = _mm_shuffle_epi32::<0x1B>(abef);
-        let dchg = _mm_shuffle_epi32::<0xB1>(cdgh);
-        let dcba = _mm_blend_epi16::<0xF0>(feba, dchg);
-        let hgef = _mm_alignr_epi8::<8>(dchg, feba);
-        let mut words = [0_u8; 32];
-        // SAFETY: `words` is 32 bytes; each store writes 16 of them, at 0 and at 16, and
-        // `_mm_storeu_si128` has no alignment requirement.
-        _mm_storeu_si128(words.as_mut_ptr().cast(), dcba);
-        _mm_storeu_si128(words.as_mut_ptr().add(16).cast(), hgef);
-        for (word, bytes) in out[lane].iter_mut().zip(words.chunks_exact(4)) {
-            *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-        }
-    }
-    out
+    [
+        state!(first_abef, first_cdgh),
+        state!(second_abef, second_cdgh),
+    ]
 }
 
 #[cfg(test)]
