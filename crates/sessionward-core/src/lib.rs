@@ -129,8 +129,8 @@
 //! prefetch) four tokens ahead of steps 2-3, so the misses of the next tokens overlap with
 //! the hashing of this one, and it hashes its tokens two at a time with the two SHA-256
 //! compressions' rounds interleaved: a compression is a chain of dependent round
-//! instructions, and two chains side by side keep the SHA unit busy where one leaves it idle
-//! half the time.
+//! instructions, which the core does not overlap with the next token's across a lookup, and
+//! two chains written side by side run in parallel.
 //!
 //! **Why no global lock.** Shards are picked by the selector's low bits, so two validations
 //! share a lock word only when they hit the same shard (1 in 256); ends flip an atomic state
