@@ -125,12 +125,12 @@
 //! cost a validation in cache about 15 %.
 //!
 //! One lock word, one or two record lines, no allocation, no global state.
-//! [`Engine::validate_many`] is a software pipeline: it does step 1 (and the lock line's
-//! prefetch) four tokens ahead of steps 2-3, so the misses of the next tokens overlap with
-//! the hashing of this one, and it hashes its tokens two at a time with the two SHA-256
-//! compressions' rounds interleaved: a compression is a chain of dependent round
-//! instructions, which the core does not overlap with the next token's across a lookup, and
-//! two chains written side by side run in parallel.
+//! [`Engine::validate_many`] is a software pipeline over groups of four tokens: it does step
+//! 1 (and the lock line's prefetch) for the next group before steps 2-3 for this one, so the
+//! misses of the next tokens overlap with the hashing of these, and it hashes its tokens two
+//! at a time with the two SHA-256 compressions' rounds interleaved: a compression is a chain
+//! of dependent round instructions, which the core does not overlap with the next token's
+//! across a lookup, and two chains written side by side run in parallel.
 //!
 //! **Why no global lock.** Shards are picked by the selector's low bits, so two validations
 //! share a lock word only when they hit the same shard (1 in 256); ends flip an atomic state
