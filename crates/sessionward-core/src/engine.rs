@@ -66,6 +66,7 @@ use crate::{
 /// round-sets over three builds, 3-6 % on one thread and 1-9 % on two. Groups of 8 and 16
 /// were no faster.
 pub(crate) const BATCH_GROUP: usize = 4;
+
 /// How long a verification challenge can be completed.
 pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// Most challenges pending at once; past it the oldest are dropped.

@@ -155,9 +155,9 @@ impl TokenDigest {
         Self::of_state(selector, sha256::compress_one(&hashed_block(token)))
     }
 
-    /// [`of_token`](Self::of_token) of two tokens at once: their compressions interleaved
-    /// (see [`raw::sha256`](crate::raw::sha256)), two keys in little more than the time of
-    /// one.
+    /// [`of_token`](Self::of_token) of two tokens at once, their compressions interleaved
+    /// (see [`raw::sha256`](crate::raw::sha256)): for batches, whose tokens the core would
+    /// otherwise hash one after the other.
     #[inline]
     pub(crate) fn of_token_pair(tokens: [&str; 2], selectors: [u64; 2]) -> [Self; 2] {
         let blocks = tokens.map(hashed_block);
