@@ -63,7 +63,7 @@ use crate::{
 /// up, as one group: four keep a dozen misses in flight (three lines a token). Measured in
 /// one process against the pipeline it replaced (each token checked four ahead of its own
 /// lookup, hashed alone), alternating 150 ms runs at 1 M sessions: ahead in all seven
-/// round-sets over three builds, 3-6 % on one thread and 1-9 % on two. Groups of 8 and 16
+/// round-sets over four builds, 3-6 % on one thread and 1-9 % on two. Groups of 8 and 16
 /// were no faster.
 pub(crate) const BATCH_GROUP: usize = 4;
 
