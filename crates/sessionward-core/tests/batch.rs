@@ -14,9 +14,9 @@ const T0: u64 = 1_700_000_000;
 /// What a batch slot holds.
 #[derive(Clone, Copy, Debug)]
 enum Slot {
-    /// Live session `n` (modulo the live ones).
+    /// Live session `n` of the eight.
     Live(usize),
-    /// A session ended by logout.
+    /// Session `n` of the three ended by logout.
     Ended(usize),
     /// Live session `n` with its checksum broken.
     BadChecksum(usize),
@@ -43,7 +43,8 @@ enum Addresses {
     Shared,
     /// One per token: the origin, or another address where `token index % 3 == 0`.
     PerToken,
-    /// Fewer than the tokens (the rest get none).
+    /// `n` addresses, and always fewer than the tokens (the rest get none; a batch of two
+    /// gets one, which serves all).
     Short(usize),
 }
 
@@ -55,10 +56,11 @@ fn addresses() -> impl Strategy<Value = Addresses> {
     ]
 }
 
-/// `token` with the character at `at` replaced by another base62 character.
-fn changed(token: &str, at: usize) -> String {
+/// `token` with its last character (the checksum's) replaced by another base62 character.
+fn with_bad_checksum(token: &str) -> String {
     let mut bytes = token.as_bytes().to_vec();
-    bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+    let last = bytes.len() - 1;
+    bytes[last] = if bytes[last] == b'A' { b'B' } else { b'A' };
     String::from_utf8(bytes).unwrap()
 }
 
@@ -108,8 +110,7 @@ proptest! {
             .map(|slot| match *slot {
                 Slot::Live(n) => live[n].clone(),
                 Slot::Ended(n) => ended[n].clone(),
-                // The last character is the checksum's.
-                Slot::BadChecksum(n) => changed(&live[n], live[n].len() - 1),
+                Slot::BadChecksum(n) => with_bad_checksum(&live[n]),
                 Slot::Unknown(n) => unknown[n].clone(),
                 Slot::Garbage => "garbage".into(),
             })
