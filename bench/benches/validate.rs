@@ -190,7 +190,7 @@ fn bench_validate(c: &mut Criterion) {
         let contenders: Vec<(&str, Validator)> = vec![
             ("sessionward", {
                 let engine = Arc::clone(&engine);
-                Arc::new(move |token: &str| engine.validate(token, ip, Requirement::Any).is_ok())
+                Arc::new(move |token: &str| validate_reading_user(&engine, token, ip))
             }),
             baseline::<RwLockHashMap>(&tokens, &seconds),
             baseline::<DashMapAhash>(&tokens, &seconds),

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessionward_bench::*;
-use sessionward_core::{Engine, ManualClock, Requirement};
+use sessionward_core::{Engine, Requirement};
 
 fn run(
     engine: &Arc<Engine>,
@@ -47,11 +47,11 @@ fn run(
                         } else {
                             for i in 0..64 {
                                 let token = stream.token_prefetching(done as usize + i);
-                                ok += u64::from(
-                                    engine
-                                        .validate(black_box(token), ip[0], Requirement::Any)
-                                        .is_ok(),
-                                );
+                                ok += u64::from(validate_reading_user(
+                                    &engine,
+                                    black_box(token),
+                                    ip[0],
+                                ));
                             }
                             done += 64;
                         }
@@ -80,23 +80,13 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
     let seconds: f64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(2.0);
-    let clock = ManualClock::new(T0);
-    let mut tokens = Vec::with_capacity(sessions);
-    let engine = populate_on(&clock, sessions, |issued| {
-        tokens.push(issued.token.expose_secret().to_owned());
-    });
-    let engine = Arc::new(engine);
-    // Time moves as in the criterion benches (a session's first validation in each second
-    // stores its last activity); see `TickingClock`.
-    let _ticking = TickingClock::start(&clock);
-    let streams = Arc::new(vec![
-        TokenStream::uniform(&tokens, 7),
-        TokenStream::uniform(&tokens, 8),
-    ]);
+    let TickingWorkload {
+        engine, streams, ..
+    } = &TickingWorkload::new(sessions);
     let for_ = Duration::from_secs_f64(seconds);
     for threads in [1, 2] {
         for batch in [false, true] {
-            let rate = run(&engine, &streams, threads, batch, for_);
+            let rate = run(engine, streams, threads, batch, for_);
             println!(
                 "{sessions} sessions, {threads} thread(s), {}: {rate:.2} M/s",
                 if batch { "batch64" } else { "single" }

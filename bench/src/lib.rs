@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use sessionward_core::{
-    token_key, Clock, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, KEY_LEN,
+    token_key, Clock, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, Requirement,
+    KEY_LEN,
 };
 use sha2::{Digest, Sha256};
 
@@ -149,6 +150,50 @@ pub fn populate(sessions: usize, mut keep: impl FnMut(&str)) -> Engine {
     populate_on(&ManualClock::new(T0), sessions, |issued| {
         keep(issued.token.expose_secret());
     })
+}
+
+/// What the validation probes run against: an engine holding `sessions` live sessions on a
+/// clock that ticks one second per second (see [`TickingClock`]), and one stream of its tokens
+/// for each of two threads, drawn uniformly.
+pub struct TickingWorkload {
+    /// The engine, shared with the validating threads.
+    pub engine: Arc<Engine>,
+    /// One token stream per thread.
+    pub streams: Arc<Vec<TokenStream>>,
+    /// Keeps the engine's clock moving until the workload is dropped.
+    _ticking: TickingClock,
+}
+
+impl TickingWorkload {
+    /// Logs `sessions` sessions in and starts the clock (seeds 7 and 8 draw the streams, as in
+    /// the criterion benches).
+    pub fn new(sessions: usize) -> Self {
+        let clock = ManualClock::new(T0);
+        let mut tokens = Vec::with_capacity(sessions);
+        let engine = populate_on(&clock, sessions, |issued| {
+            tokens.push(issued.token.expose_secret().to_owned());
+        });
+        let streams = vec![
+            TokenStream::uniform(&tokens, 7),
+            TokenStream::uniform(&tokens, 8),
+        ];
+        Self {
+            engine: Arc::new(engine),
+            streams: Arc::new(streams),
+            _ticking: TickingClock::start(&clock),
+        }
+    }
+}
+
+/// One single-call validation as the benches make it: `Engine::validate` from `ip`, reading
+/// the user of the session as any caller reads who a request is from. (A caller that only
+/// asks `is_ok` lets the compiler skip the session's facts altogether.)
+#[inline(always)]
+pub fn validate_reading_user(engine: &Engine, token: &str, ip: IpAddr) -> bool {
+    engine
+        .validate(token, ip, Requirement::Any)
+        .map(|info| std::hint::black_box(info.user))
+        .is_ok()
 }
 
 /// Seconds of [`T0`] as the baselines keep time.

@@ -310,7 +310,7 @@ pub fn is_well_formed(text: &str) -> bool {
 /// The checks of [`is_well_formed`] after [`selector_of`] accepted `text` (length, prefix and
 /// selector): the secret's alphabet and the checksum. Lets a validation, which decodes the
 /// selector first to prefetch, not decode it twice.
-#[inline]
+#[inline(always)]
 pub(crate) fn rest_is_well_formed(text: &str) -> bool {
     let Ok(bytes) = <&[u8; TOKEN_LEN]>::try_from(text.as_bytes()) else {
         return false;
@@ -349,7 +349,7 @@ pub fn token_key(token: &str) -> Option<[u8; KEY_LEN]> {
 /// The selector of a token-shaped `text` (right length and prefix, a valid nonzero selector),
 /// without checking the rest: the first step of a validation, which lets it start loading the
 /// session's slot before it checks and hashes the rest.
-#[inline]
+#[inline(always)]
 pub(crate) fn selector_of(text: &str) -> Option<u64> {
     let bytes = text.as_bytes();
     if bytes.len() != TOKEN_LEN || !bytes.starts_with(TOKEN_PREFIX.as_bytes()) {
