@@ -52,6 +52,8 @@ from sessionward.web import (
     _Request,
     _reset_current,
     _set_current,
+    cookie_header_without,
+    is_bearer_authorization,
 )
 
 __all__ = ["ASGIApp", "Receive", "Scope", "Send", "SessionMiddleware", "send_response"]
@@ -73,6 +75,21 @@ async def send_response(send: Send, response: WebResponse) -> None:
         }
     )
     await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+def _headers_without_credentials(headers: Any, cookie_name: str) -> list[tuple[bytes, bytes]]:
+    """The scope's headers without the session cookie and any ``Authorization: Bearer``."""
+    kept: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        name, value = bytes(name), bytes(value)
+        lowered = name.lower()
+        if lowered == b"cookie":
+            rest = cookie_header_without(value.decode("latin-1"), cookie_name)
+            if rest:
+                kept.append((name, rest.encode("latin-1")))
+        elif not (lowered == b"authorization" and is_bearer_authorization(value.decode("latin-1"))):
+            kept.append((name, value))
+    return kept
 
 
 def _request(scope: Scope) -> _Request:
@@ -128,6 +145,13 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
       those scopes, refused per RFC 6750 (401 ``invalid_token``, 403 ``insufficient_scope``).
     - `beacon_path`: the browser-close beacon (``None`` disables it).
     - `token_path`: serve the OAuth 2.0 client-credentials token endpoint here (off by default).
+    - `keep_credentials`: by default the app sees the request without its credentials: the
+      session cookie is taken out of the ``Cookie`` header (the other cookies stay) and an
+      ``Authorization: Bearer`` header is removed, so that an error reporter or debug page
+      that records the request's headers (the ASGI scope, WSGI environ, a framework's
+      ``request.headers`` or ``META``) records no token. The app does not need them: the
+      `RequestAuth` acts with the token (`logout`, `step_up`, `revalidate`). ``True`` passes
+      them through, for an app that forwards them itself (a proxy).
     """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -158,6 +182,8 @@ class SessionMiddleware(GateMiddleware[ASGIApp]):
         scope["state"] = state
         scope["sessionward.session"] = auth.session
         scope["sessionward.auth"] = auth
+        if not self.keep_credentials:
+            scope["headers"] = _headers_without_credentials(scope.get("headers", ()), self.cookie.name)
         published = jobs.set_request_session(auth.session)
         current = _set_current(auth)
         try:

@@ -6,7 +6,8 @@ their protocol. The pieces can be used on their own:
 
 * **Cookies**: `CookieSettings` (``__Host-`` name, ``Secure; HttpOnly; SameSite=Lax; Path=/`` by
   default), `session_cookie` (no ``Max-Age`` for a browser-bound session, otherwise the session's
-  maximum length), `clearing_cookie`, `parse_cookies`.
+  maximum length), `clearing_cookie`, `parse_cookies`, `cookie_header_without` (what the
+  middleware leaves of a ``Cookie`` header for the app).
 * **Client IP**: `ClientIpResolver` takes the socket peer, and honours ``X-Forwarded-For`` or
   ``Forwarded`` (RFC 7239) only when the peer is a configured trusted proxy, taking the right-most
   hop that is not a trusted proxy. Headers from any other peer are ignored, so neither the IP lock
@@ -84,10 +85,12 @@ __all__ = [
     "beacon_script",
     "bearer_token",
     "clearing_cookie",
+    "cookie_header_without",
     "current_request",
     "ends_session",
     "handle_beacon",
     "handle_token_request",
+    "is_bearer_authorization",
     "json_response",
     "oauth_error",
     "parse_cookies",
@@ -358,6 +361,25 @@ def parse_cookies(headers: Iterable[str]) -> dict[str, str]:
             if name and name not in cookies:
                 cookies[name] = value
     return cookies
+
+
+def cookie_header_without(header: str, name: str) -> str:
+    """A ``Cookie`` header value without the cookies named `name`, the others kept as sent
+    (``""`` when none is left). A cookie after a ``,`` counts too: a server that joins two
+    ``Cookie`` headers with ``", "`` puts one there."""
+    kept: list[str] = []
+    for piece in header.split(";"):
+        parts = [part for part in piece.split(",") if part.partition("=")[0].strip() != name]
+        text = ",".join(parts).strip()
+        if text:
+            kept.append(text)
+    return "; ".join(kept)
+
+
+def is_bearer_authorization(header: str) -> bool:
+    """Whether an ``Authorization`` value uses the Bearer scheme (compared case-insensitively):
+    its credentials are a session token or an access token."""
+    return header.strip().partition(" ")[0].lower() == "bearer"
 
 
 def bearer_token(headers: Iterable[str]) -> str | None:
@@ -1415,8 +1437,10 @@ class GateMiddleware(Generic[AppT]):
         routes: RouteRequirements | Mapping[str, Requirement] | None = None,
         beacon_path: str | None = DEFAULT_BEACON_PATH,
         token_path: str | None = None,
+        keep_credentials: bool = False,
     ) -> None:
         self.app = app
+        self.keep_credentials = keep_credentials
         self.gate = Gate(
             org,
             cookie=cookie,

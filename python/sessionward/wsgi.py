@@ -11,7 +11,9 @@
     app.wsgi_app = SessionMiddleware(app.wsgi_app, org, exempt_paths=["/login", "/healthz"],
                                      login_url="/login", step_up_url="/step-up")
 
-Same options and behaviour as `sessionward.asgi.SessionMiddleware`. On success the `Session` is
+Same options and behaviour as `sessionward.asgi.SessionMiddleware` (the app sees the environ
+without the session cookie and any ``Authorization: Bearer`` header unless
+``keep_credentials=True``: changed in place). On success the `Session` is
 in ``environ["sessionward.session"]`` and the `~sessionward.web.RequestAuth` in
 ``environ["sessionward.auth"]``; both are published (`sessionward.jobs.current_session`,
 `sessionward.web.current_request`) while the application callable runs. A body the app streams
@@ -39,6 +41,8 @@ from sessionward.web import (
     _Request,
     _reset_current,
     _set_current,
+    cookie_header_without,
+    is_bearer_authorization,
     status_line,
 )
 
@@ -94,6 +98,22 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     return bytes(data)
 
 
+def _remove_credentials(environ: WSGIEnvironment, cookie_name: str) -> None:
+    """Takes the session cookie out of ``HTTP_COOKIE`` and removes an ``Authorization: Bearer``
+    header, in place: PEP 3333 lets middleware change the environ, and so a reporter that holds
+    the same dict further out (a WSGI error middleware) sees no token either."""
+    cookie = environ.get("HTTP_COOKIE")
+    if isinstance(cookie, str):
+        rest = cookie_header_without(cookie, cookie_name)
+        if rest:
+            environ["HTTP_COOKIE"] = rest
+        else:
+            del environ["HTTP_COOKIE"]
+    authorization = environ.get("HTTP_AUTHORIZATION")
+    if isinstance(authorization, str) and is_bearer_authorization(authorization):
+        del environ["HTTP_AUTHORIZATION"]
+
+
 class SessionMiddleware(GateMiddleware[WSGIApplication]):
     """Validates every request of a WSGI app against `org`; the options are those of
     `sessionward.asgi.SessionMiddleware`."""
@@ -112,6 +132,8 @@ class SessionMiddleware(GateMiddleware[WSGIApplication]):
             )
         environ["sessionward.session"] = auth.session
         environ["sessionward.auth"] = auth
+        if not self.keep_credentials:
+            _remove_credentials(environ, self.cookie.name)
         published = jobs.set_request_session(auth.session)
         current = _set_current(auth)
         try:

@@ -36,9 +36,11 @@ from sessionward.web import (
     bearer_token,
     beacon_script,
     clearing_cookie,
+    cookie_header_without,
     current_request,
     ends_session,
     handle_token_request,
+    is_bearer_authorization,
     parse_cookies,
     requires,
     safe_next,
@@ -150,6 +152,24 @@ def test_long_chains_only_look_at_the_right_end() -> None:
 def test_parse_cookies() -> None:
     assert parse_cookies(['a=1; b="two"; junk; =x; a=3', "c=4"]) == {"a": "1", "b": "two", "c": "4"}
     assert parse_cookies([]) == {}
+
+
+def test_cookie_header_without() -> None:
+    name = "sessionward"
+    assert cookie_header_without("a=1; sessionward=tok; b=2", name) == "a=1; b=2"
+    assert cookie_header_without("sessionward=tok", name) == ""
+    assert cookie_header_without(' sessionward = "tok" ;theme=dark', name) == "theme=dark"
+    # Every occurrence, and one after a "," where a server joined two Cookie headers.
+    assert cookie_header_without("sessionward=a; x=1, sessionward=b; sessionward=c", name) == "x=1"
+    # Only that name: a longer name, a value that mentions it and a comma in a value stay.
+    kept = "sessionward2=1; note=sessionward; list=a,b"
+    assert cookie_header_without(kept, name) == kept
+
+
+def test_is_bearer_authorization() -> None:
+    assert is_bearer_authorization("Bearer abc") and is_bearer_authorization("  bEaReR abc")
+    assert not is_bearer_authorization("Basic YTpi") and not is_bearer_authorization("")
+    assert not is_bearer_authorization("Bearerish abc")
 
 
 def test_bearer_token() -> None:
@@ -421,11 +441,85 @@ def test_error_reporters_see_no_token_in_the_middlewares_locals(
     seen = set()
     for frame in frames:
         for name, value in frame.f_locals.items():
-            if name in ("environ", "scope"):
-                continue  # the server's own request mapping, not a sessionward object
+            if name == "scope" and frame.f_code.co_name == "__call__":
+                continue  # the server's own scope, which ASGI middleware copies, never changes
             seen.add(name)
             assert token not in repr(value), f"{frame.f_code.co_name}: local {name!r}"
     assert {"request", "auth"} <= seen
+
+
+def run_seeing_the_request(
+    org: TrackedOrg, protocol: str, headers: dict[str, str], **options: Any
+) -> tuple[int, str, Any]:
+    """One GET / through the middleware; the status, the `repr` of the environ (WSGI) or
+    scope (ASGI) the app was called with, and the user of the session the app saw."""
+    seen: dict[str, Any] = {}
+    cookie = CookieSettings.insecure_for_development()
+    if protocol == "wsgi":
+
+        def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+            seen["request"] = repr(environ)
+            seen["user"] = environ["sessionward.session"].user
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"ok"]
+
+        wsgi = WsgiMiddleware(wsgi_app, org, cookie=cookie, **options)  # type: ignore[arg-type]
+        transport: Any = httpx.WSGITransport(app=wsgi, remote_addr="10.1.2.3")
+        with httpx.Client(transport=transport, base_url="http://t") as client:
+            status = client.get("/", headers=headers).status_code
+    else:
+
+        async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+            seen["request"] = repr(scope)
+            seen["user"] = scope["sessionward.session"].user
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+        asgi = AsgiMiddleware(asgi_app, org, cookie=cookie, **options)  # type: ignore[arg-type]
+
+        async def run() -> int:
+            transport = httpx.ASGITransport(app=asgi, client=("10.1.2.3", 1234))
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                return (await client.get("/", headers=headers)).status_code
+
+        status = asyncio.run(run())
+    return status, seen.get("request", ""), seen.get("user")
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_the_app_sees_the_request_without_its_credentials(org: TrackedOrg, protocol: str) -> None:
+    token = issue(org, ip="10.1.2.3")
+    # The session cookie among others: only it goes; a Basic Authorization header stays.
+    status, request, user = run_seeing_the_request(
+        org,
+        protocol,
+        {"Cookie": f"theme=dark; sessionward={token}; lang=en", "Authorization": "Basic YTpi", "X-Trace": "t1"},
+    )
+    # (Booleans, so that a failure does not print the token.)
+    leaked = token in request or "sessionward=" in request
+    assert (status, user, leaked) == (200, "ada", False)
+    assert "theme=dark; lang=en" in request and "Basic YTpi" in request and "t1" in request
+    # A bearer token: the header goes, the cookies stay.
+    status, request, user = run_seeing_the_request(
+        org, protocol, {"Authorization": f"Bearer {token}", "Cookie": "theme=dark"}
+    )
+    leaked = token in request or "Bearer" in request
+    assert (status, user, leaked) == (200, "ada", False)
+    assert "theme=dark" in request
+    # Nothing but the session cookie: no Cookie header at all.
+    status, request, _ = run_seeing_the_request(org, protocol, {"Cookie": f"sessionward={token}"})
+    leaked = token in request
+    assert (status, leaked) == (200, False)
+    assert ("HTTP_COOKIE" if protocol == "wsgi" else "b'cookie'") not in request
+
+
+@pytest.mark.parametrize("protocol", ["wsgi", "asgi"])
+def test_keep_credentials_passes_them_to_the_app(org: TrackedOrg, protocol: str) -> None:
+    token = issue(org, ip="10.1.2.3")
+    headers = {"Cookie": f"sessionward={token}", "Authorization": f"Bearer {token}"}
+    status, request, user = run_seeing_the_request(org, protocol, headers, keep_credentials=True)
+    assert (status, user) == (200, "ada")
+    assert request.count(token) == 2, "the cookie and the header, as sent"
 
 
 # ----------------------------------------------------------------------------- OAuth (fake org)
