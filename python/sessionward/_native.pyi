@@ -1007,10 +1007,13 @@ class Org:
         """Registers (or re-registers, rotating the secret) an OAuth client that runs as the
         integration user `run_as` with `scopes` (scope names: a list or any iterable of str;
         a single space-separated str raises `TypeError`); returns the client secret, shown
-        only here."""
+        only here. With a store (``Org(path=...)``) the client is durable when this returns:
+        a restarted org knows it and its secret, and the scopes of every live access token.
+        Raises `StoreError` if it could not be written (nothing changes)."""
     def remove_oauth_client(self, client_id: str) -> bool:
         """Removes a client; tokens already granted stay valid until they expire or are ended
-        (`revoke_oauth_client` ends them)."""
+        (`revoke_oauth_client` ends them). Whether it was registered. Durable when it returns,
+        with a store (`StoreError` if not written: the client stays)."""
     def revoke_oauth_client(self, client_id: str) -> int:
         """Ends every live access token granted to `client_id` (`EndReason.ADMIN`), and only
         those: other clients running as the same integration user keep theirs. Returns how

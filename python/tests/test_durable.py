@@ -42,3 +42,33 @@ def test_unopenable_store_is_a_store_error(tmp_path: pathlib.Path) -> None:
     assert isinstance(refused.value, OSError)
     with pytest.raises(TypeError):
         sw.Org(path=42)  # type: ignore[arg-type]
+
+
+def test_oauth_clients_and_grants_survive_a_restart(tmp_path: pathlib.Path, clock: sw.ManualClock) -> None:
+    path = tmp_path / "sessions.redb"
+    org = open_org(path, clock)
+    org.add_profile(sw.Profile("integrations"))
+    org.add_user("erp-bot", "integrations")
+    secret = org.register_oauth_client("erp", "erp-bot", ["orders.read", "orders.write"])
+    gone = org.register_oauth_client("gone", "erp-bot", ["x"])
+    assert org.remove_oauth_client("gone") is True
+    token = org.grant_client_credentials("erp", secret, "orders.read", "10.0.0.9").access_token
+    assert org.store_error() is None
+    del org
+    gc.collect()
+    again = open_org(path, clock)
+    assert again.oauth_clients() == [("erp", "erp-bot", ["orders.read", "orders.write"])]
+    # The secret from before the restart still works; the removed client stays removed.
+    assert again.grant_client_credentials("erp", secret, None, "10.0.0.9").scopes == [
+        "orders.read",
+        "orders.write",
+    ]
+    with pytest.raises(sw.OAuthError) as refused:
+        again.grant_client_credentials("gone", gone, None, "10.0.0.9")
+    assert refused.value.code == "invalid_client"
+    # The token granted before the restart keeps exactly its scope.
+    granted = again.authorize_access_token(token, "10.0.0.9", "orders.read")
+    assert (granted.client_id, granted.scopes) == ("erp", ["orders.read"])
+    with pytest.raises(sw.OAuthError) as refused:
+        again.authorize_access_token(token, "10.0.0.9", "orders.write")
+    assert refused.value.code == "insufficient_scope"

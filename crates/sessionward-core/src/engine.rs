@@ -430,11 +430,17 @@ impl EngineBuilder {
             store: None,
             store_error: Mutex::new(None),
             flusher: None,
+            oauth: crate::OAuthClients::default(),
         };
+        let (mut oauth_clients, mut oauth_grants) = (Vec::new(), Vec::new());
         if let Some(state) = loaded {
+            oauth_clients = state.oauth_clients;
+            oauth_grants = state.oauth_grants;
             engine.restore_sessions(state.sessions);
         }
         if let Some(store) = store {
+            engine.oauth =
+                crate::OAuthClients::restored(Arc::clone(&store), oauth_clients, oauth_grants);
             engine.flusher = Some(Flusher::start(
                 Arc::clone(&engine.shards),
                 Arc::clone(&engine.clock),
@@ -640,6 +646,8 @@ pub struct Engine {
     /// The activity write-behind; stopped (after a last flush) by `Drop for Engine`, before
     /// the store is dropped.
     flusher: Option<Flusher>,
+    /// The org's OAuth clients, kept in the store with everything else.
+    oauth: crate::OAuthClients,
 }
 
 impl Drop for Engine {
@@ -674,6 +682,14 @@ impl Engine {
             store: None,
             activity_flush_interval: DEFAULT_ACTIVITY_FLUSH_INTERVAL,
         }
+    }
+
+    /// The org's OAuth clients and the grants of their access tokens (see
+    /// [`OAuthClients`](crate::OAuthClients)): in the engine's store when it has one, so that
+    /// a restart keeps every registered client (its secret still works) and the scopes of
+    /// every live access token.
+    pub fn oauth_clients(&self) -> &crate::OAuthClients {
+        &self.oauth
     }
 
     /// The engine's clock reading, in seconds.

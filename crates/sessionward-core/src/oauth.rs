@@ -12,6 +12,11 @@
 //! Scopes belong to the access token (RFC 6749 section 3.3): the registry remembers which client
 //! and scopes each live grant carries, and a resource server checks a presented token with
 //! [`OAuthClients::authorize`], which validates the session and its scope together.
+//!
+//! Every engine has a registry, [`Engine::oauth_clients`], kept in the engine's store when it
+//! has one: registrations, removals and grants are durable when the call returns, and a
+//! restarted engine knows its clients (their secrets still work) and what each live access
+//! token was granted. A registry made with `OAuthClients::default()` lives in memory only.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -21,6 +26,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::settings::check_name;
+use crate::store::{SessionStore, StoreChange, StoredClient, StoredGrant};
 use crate::{
     DenyReason, Engine, Error, Handle, LoginMethod, LoginOutcome, LoginRequest, Refusal,
     Requirement, SessionInfo, SessionType, Token,
@@ -207,6 +213,8 @@ pub struct Grant {
 pub struct OAuthClients {
     clients: RwLock<HashMap<String, ClientEntry>>,
     granted: Mutex<GrantedTokens>,
+    /// The engine's store, for the registry an engine keeps (`None`: memory only).
+    store: Option<Arc<dyn SessionStore>>,
 }
 
 impl fmt::Debug for OAuthClients {
@@ -219,10 +227,61 @@ impl fmt::Debug for OAuthClients {
 }
 
 impl OAuthClients {
+    /// The registry of an engine with a store: what the store held, and every change written
+    /// to it from now on.
+    pub(crate) fn restored(
+        store: Arc<dyn SessionStore>,
+        clients: Vec<StoredClient>,
+        grants: Vec<StoredGrant>,
+    ) -> Self {
+        let clients = clients
+            .into_iter()
+            .map(|stored| {
+                let entry = ClientEntry {
+                    client: OAuthClient {
+                        client_id: stored.client_id.clone(),
+                        run_as: stored.run_as,
+                        scopes: stored.scopes.into_iter().collect(),
+                    },
+                    secret_digest: stored.secret_digest,
+                };
+                (stored.client_id, entry)
+            })
+            .collect();
+        let by_handle: HashMap<u64, GrantedToken> = grants
+            .into_iter()
+            .map(|grant| {
+                let token = GrantedToken {
+                    client_id: grant.client_id.into(),
+                    scopes: grant.scopes.into(),
+                };
+                (grant.handle, token)
+            })
+            .collect();
+        Self {
+            clients: RwLock::new(clients),
+            granted: Mutex::new(GrantedTokens {
+                pruned_len: by_handle.len(),
+                by_handle,
+            }),
+            store: Some(store),
+        }
+    }
+
+    /// Makes `change` durable if the registry has a store.
+    fn persist(&self, change: StoreChange) -> Result<(), Error> {
+        match &self.store {
+            Some(store) => store.commit(vec![change]),
+            None => Ok(()),
+        }
+    }
+
     /// Registers (or re-registers, rotating the secret) a client running as `run_as` with the
     /// given scopes; returns the new client secret, shown only this once.
     ///
     /// The run-as user is checked at grant time (it may be added later, moved or removed).
+    /// With a store, the client is durable when this returns; if the store fails, the error
+    /// is returned and the registry is unchanged (an earlier registration keeps its secret).
     pub fn register<S: Into<String>>(
         &self,
         client_id: &str,
@@ -253,16 +312,35 @@ impl OAuthClients {
             },
             secret_digest: crate::token::sha256(secret.expose_secret()),
         };
-        self.clients.write().insert(client_id.to_owned(), entry);
+        // Written under the lock, so that the store sees registrations and removals of one
+        // client in the order the registry applies them.
+        let mut clients = self.clients.write();
+        self.persist(StoreChange::ClientPut(StoredClient {
+            client_id: entry.client.client_id.clone(),
+            run_as: entry.client.run_as.clone(),
+            scopes: entry.client.scopes.iter().cloned().collect(),
+            secret_digest: entry.secret_digest,
+        }))?;
+        clients.insert(client_id.to_owned(), entry);
         Ok(secret)
     }
 
     /// Removes a client; tokens already granted stay valid until they expire or are ended
     /// (end them with [`revoke`](Self::revoke) first, or later one by one by handle).
     /// Re-registering a client (a new secret, perhaps another run-as user or other scopes)
-    /// likewise leaves its earlier tokens as they were granted.
-    pub fn remove(&self, client_id: &str) -> bool {
-        self.clients.write().remove(client_id).is_some()
+    /// likewise leaves its earlier tokens as they were granted. Whether the client was
+    /// registered; with a store, the removal is durable when this returns (if the store fails,
+    /// the error is returned and the client stays).
+    pub fn remove(&self, client_id: &str) -> Result<bool, Error> {
+        let mut clients = self.clients.write();
+        if !clients.contains_key(client_id) {
+            return Ok(false);
+        }
+        self.persist(StoreChange::ClientRemoved {
+            client_id: client_id.to_owned(),
+        })?;
+        clients.remove(client_id);
+        Ok(true)
     }
 
     /// Ends every live access token granted to `client_id` (reason `admin`), and only those:
@@ -413,7 +491,18 @@ impl OAuthClients {
             .session_type(SessionType::OAuth2);
         match engine.login(&request).map_err(GrantError::Server)? {
             LoginOutcome::Issued(issued) => {
-                self.remember(engine, issued.session.handle, client_id, &granted);
+                let handle = issued.session.handle;
+                let stored = StoredGrant {
+                    handle: handle.0,
+                    client_id: client_id.to_owned(),
+                    scopes: granted.clone(),
+                };
+                if let Err(err) = self.persist(StoreChange::Granted(stored)) {
+                    // A token whose scopes a restart would forget is not handed out.
+                    engine.end_session(handle);
+                    return Err(GrantError::Server(err));
+                }
+                self.remember(engine, handle, client_id, &granted);
                 Ok(Grant {
                     expires_in: issued.session.valid_until.saturating_sub(engine.now()),
                     access_token: issued.token,
@@ -461,11 +550,17 @@ mod tests {
     fn org() -> (Engine, OAuthClients) {
         // A manual clock: `expires_in` is read against the clock again after the grant, and a
         // real one may tick in between (it did under valgrind).
-        let engine = Engine::builder()
-            .shards(2)
-            .clock(std::sync::Arc::new(crate::ManualClock::new(1_700_000_000)))
-            .build()
-            .unwrap();
+        let clock = std::sync::Arc::new(crate::ManualClock::new(1_700_000_000));
+        (
+            with_bot(Engine::builder().clock(clock)),
+            OAuthClients::default(),
+        )
+    }
+
+    /// The engine `builder` builds (two shards), with the integration user `bot` of profile
+    /// `integrations` (login range 10.0.0.0/8).
+    fn with_bot(builder: crate::EngineBuilder) -> Engine {
+        let engine = builder.shards(2).build().unwrap();
         engine
             .add_profile(
                 Profile::builder("integrations")
@@ -475,7 +570,7 @@ mod tests {
             )
             .unwrap();
         engine.add_user("bot", "integrations").unwrap();
-        (engine, OAuthClients::default())
+        engine
     }
 
     fn ip(text: &str) -> IpAddr {
@@ -579,7 +674,8 @@ mod tests {
         assert!(clients
             .grant(&engine, "erp", rotated.expose_secret(), None, here)
             .is_ok());
-        assert!(clients.remove("erp"));
+        assert_eq!(clients.remove("erp"), Ok(true));
+        assert_eq!(clients.remove("erp"), Ok(false));
         assert!(clients
             .grant(&engine, "erp", rotated.expose_secret(), None, here)
             .is_err());
@@ -770,5 +866,68 @@ mod tests {
                 .is_ok(),
             "a live grant survives pruning"
         );
+    }
+
+    /// Which changes a [`FlakyStore`] refuses to write.
+    type Refused = fn(&StoreChange) -> bool;
+
+    /// A store that keeps nothing and fails the commits `fails` picks.
+    #[derive(Debug, Default)]
+    struct FlakyStore {
+        fails: Mutex<Option<Refused>>,
+    }
+
+    impl SessionStore for FlakyStore {
+        fn load(&self, _now: u64, _retention: u32) -> Result<crate::store::StoredState, Error> {
+            Ok(crate::store::StoredState::default())
+        }
+
+        fn commit(&self, changes: Vec<StoreChange>) -> Result<(), Error> {
+            match *self.fails.lock() {
+                Some(fails) if changes.iter().any(fails) => Err(Error::StoreWrite {
+                    path: "flaky".into(),
+                    reason: "injected".into(),
+                }),
+                _ => Ok(()),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing_and_hands_out_no_token() {
+        let store = Arc::new(FlakyStore::default());
+        let engine = with_bot(Engine::builder().store(Arc::clone(&store) as Arc<dyn SessionStore>));
+        let clients = engine.oauth_clients();
+        let secret = clients.register("erp", "bot", ["a"]).unwrap();
+        let here = ip("10.0.0.1");
+
+        *store.fails.lock() = Some(|change| {
+            matches!(
+                change,
+                StoreChange::ClientPut(_) | StoreChange::ClientRemoved { .. }
+            )
+        });
+        assert!(clients.register("crm", "bot", ["a"]).is_err());
+        assert!(
+            clients.register("erp", "bot", ["b"]).is_err(),
+            "no rotation either"
+        );
+        assert!(clients.remove("erp").is_err());
+        let listed = clients.list();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].scopes.iter().collect::<Vec<_>>(), ["a"]);
+        assert!(clients
+            .grant(&engine, "erp", secret.expose_secret(), None, here)
+            .is_ok());
+
+        // The session is written, its grant is not: the token is not handed out, and its
+        // session does not stay live.
+        *store.fails.lock() = Some(|change| matches!(change, StoreChange::Granted(_)));
+        let live = engine.stats().live;
+        let error = clients
+            .grant(&engine, "erp", secret.expose_secret(), None, here)
+            .unwrap_err();
+        assert_eq!(error.code(), "server_error");
+        assert_eq!(engine.stats().live, live);
     }
 }

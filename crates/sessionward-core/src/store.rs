@@ -99,6 +99,42 @@ pub struct StoredUser {
     pub profile: u16,
 }
 
+/// A registered OAuth client as a store keeps it: the SHA-256 of its secret, never the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredClient {
+    /// The client id.
+    pub client_id: String,
+    /// The integration user the client's sessions run as.
+    pub run_as: String,
+    /// Scopes the client may be granted, sorted.
+    pub scopes: Vec<String>,
+    /// SHA-256 of the client secret.
+    pub secret_digest: [u8; 32],
+}
+
+impl fmt::Debug for StoredClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The digest of a 256-bit random secret reveals nothing, but it is no one's business.
+        f.debug_struct("StoredClient")
+            .field("client_id", &self.client_id)
+            .field("run_as", &self.run_as)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one OAuth grant gave its access token, kept by the token's session handle while the
+/// session is (or its tombstone is).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredGrant {
+    /// The access token's session handle number.
+    pub handle: u64,
+    /// The client the token was granted to.
+    pub client_id: String,
+    /// The scopes granted, sorted.
+    pub scopes: Vec<String>,
+}
+
 /// One change an engine asks a store to make durable.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -156,6 +192,16 @@ pub enum StoreChange {
         /// The user's key.
         key: u32,
     },
+    /// An OAuth client was registered, or registered again with a new secret.
+    ClientPut(StoredClient),
+    /// An OAuth client was removed (its tokens stay as they were granted).
+    ClientRemoved {
+        /// The client id.
+        client_id: String,
+    },
+    /// An access token was granted. A store keeps the grant while it keeps the session, and
+    /// may drop it with the session's other entries (`Forget`, pruning).
+    Granted(StoredGrant),
 }
 
 /// What an engine starts from: the directory and every session a store still holds.
@@ -173,6 +219,10 @@ pub struct StoredState {
     pub next_user: u64,
     /// Sessions not yet past their tombstone retention, ends and step-ups applied.
     pub sessions: Vec<StoredSession>,
+    /// Registered OAuth clients (a store that keeps none leaves this empty).
+    pub oauth_clients: Vec<StoredClient>,
+    /// Grants of the access tokens among `sessions` (others may be left out).
+    pub oauth_grants: Vec<StoredGrant>,
 }
 
 /// Where an engine keeps sessions and its directory across restarts.

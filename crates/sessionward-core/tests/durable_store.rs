@@ -871,3 +871,127 @@ fn a_failed_redb_commit_reaches_the_caller_changes_nothing_and_latches() {
         .and_then(|rest| rest.lines().next());
     eprintln!("  {}", checked.unwrap_or_default());
 }
+
+#[test]
+fn oauth_clients_and_grants_survive_a_restart() {
+    let dir = TempDir::new("oauth");
+    let clock = ManualClock::new(T0);
+    let engine = open(&dir.db(), &clock).unwrap();
+    seed(&engine);
+    engine.add_user("erp-bot", "staff").unwrap();
+    let clients = engine.oauth_clients();
+    let erp = clients
+        .register("erp", "erp-bot", ["orders.read", "orders.write"])
+        .unwrap();
+    let gone = clients.register("gone", "erp-bot", ["a"]).unwrap();
+    let here = ip("10.0.0.9");
+    let read_only = clients
+        .grant(
+            &engine,
+            "erp",
+            erp.expose_secret(),
+            Some("orders.read"),
+            here,
+        )
+        .unwrap();
+    let both = clients
+        .grant(&engine, "erp", erp.expose_secret(), None, here)
+        .unwrap();
+    let revoked = clients
+        .grant(&engine, "gone", gone.expose_secret(), None, here)
+        .unwrap();
+    assert_eq!(clients.revoke(&engine, "gone"), 1);
+    assert_eq!(clients.remove("gone"), Ok(true));
+    assert_eq!(engine.store_error(), None);
+    drop(engine);
+
+    let engine = open(&dir.db(), &clock).unwrap();
+    let clients = engine.oauth_clients();
+    let listed: Vec<_> = clients.list().into_iter().map(|c| c.client_id).collect();
+    assert_eq!(listed, ["erp"], "the removed client stays removed");
+    // The secret registered before the restart still works; the removed client's does not.
+    assert!(clients
+        .grant(
+            &engine,
+            "erp",
+            erp.expose_secret(),
+            Some("orders.write"),
+            here
+        )
+        .is_ok());
+    assert_eq!(
+        clients
+            .grant(&engine, "gone", gone.expose_secret(), None, here)
+            .unwrap_err()
+            .code(),
+        "invalid_client"
+    );
+    // Tokens granted before the restart keep exactly their scopes.
+    let token = |grant: &Grant| grant.access_token.expose_secret().to_owned();
+    let authorized = clients
+        .authorize(&engine, &token(&read_only), here, Some("orders.read"))
+        .unwrap();
+    assert_eq!(authorized.client_id, "erp");
+    assert_eq!(authorized.scopes, ["orders.read"]);
+    assert_eq!(
+        clients
+            .authorize(&engine, &token(&read_only), here, Some("orders.write"))
+            .unwrap_err()
+            .code(),
+        "insufficient_scope"
+    );
+    assert!(clients
+        .authorize(
+            &engine,
+            &token(&both),
+            here,
+            Some("orders.read orders.write")
+        )
+        .is_ok());
+    assert!(clients
+        .authorize(&engine, &token(&revoked), here, None)
+        .is_err());
+}
+
+#[test]
+fn oauth_grants_leave_the_store_with_their_sessions() {
+    let dir = TempDir::new("oauth-forget");
+    let clock = ManualClock::new(T0);
+    let engine = open(&dir.db(), &clock).unwrap();
+    seed(&engine);
+    engine.add_user("erp-bot", "staff").unwrap();
+    let secret = engine
+        .oauth_clients()
+        .register("erp", "erp-bot", ["a"])
+        .unwrap();
+    let old = engine
+        .oauth_clients()
+        .grant(&engine, "erp", secret.expose_secret(), None, ip("10.0.0.9"))
+        .unwrap();
+    drop(engine);
+    // Past the session's length and the tombstone retention: the session and its grant are
+    // gone, and a new token granted now carries its own scopes only.
+    clock.advance(Duration::from_secs(30 * HOUR));
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert_eq!(engine.stats().records, 0);
+    let clients = engine.oauth_clients();
+    assert_eq!(
+        clients
+            .authorize(
+                &engine,
+                old.access_token.expose_secret(),
+                ip("10.0.0.9"),
+                None
+            )
+            .unwrap_err()
+            .code(),
+        "invalid_token"
+    );
+    assert!(clients
+        .grant(&engine, "erp", secret.expose_secret(), None, ip("10.0.0.9"))
+        .is_ok());
+    assert!(
+        format!("{clients:?}").contains("granted: 1"),
+        "only the new grant is held"
+    );
+}

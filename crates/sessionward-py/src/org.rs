@@ -27,8 +27,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDateTime, PyDict, PyList, PyString};
 use pyo3::PyTraverseError;
 use sessionward_core::{
-    Engine, Event, Handle, LoginOutcome, LoginRequest, OAuthClients, Refusal, Requirement,
-    SessionFilter, SessionInfo,
+    Engine, Event, Handle, LoginOutcome, LoginRequest, Refusal, Requirement, SessionFilter,
+    SessionInfo,
 };
 
 use crate::batch;
@@ -58,7 +58,6 @@ struct Subscribers {
 pub(crate) struct PyOrg {
     /// Shared with `check_many`'s helper thread while it works on a batch of this org.
     engine: Arc<Engine>,
-    oauth: OAuthClients,
     subscribers: Arc<Subscribers>,
     names: Names,
 }
@@ -300,7 +299,6 @@ impl PyOrg {
         let engine = py.detach(|| builder.build());
         Ok(Self {
             engine: Arc::new(engine.map_err(|err| errors::core_error(py, err))?),
-            oauth: OAuthClients::default(),
             subscribers: Arc::default(),
             names: Names::default(),
         })
@@ -835,19 +833,25 @@ impl PyOrg {
     ) -> PyResult<String> {
         let client_id = convert::str_arg("client_id", client_id)?;
         let run_as = convert::str_arg("run_as", run_as)?;
-        let secret = self.oauth.register(client_id, run_as, scopes);
+        let oauth = self.engine.oauth_clients();
+        // With a store, registering waits for the write: other threads may run meanwhile.
+        let secret = py.detach(|| oauth.register(client_id, run_as, scopes));
         self.checked(py, secret)
             .map(|secret| secret.expose_secret().to_owned())
     }
 
-    fn remove_oauth_client(&self, client_id: &Bound<'_, PyAny>) -> PyResult<bool> {
-        Ok(self.oauth.remove(convert::str_arg("client_id", client_id)?))
+    fn remove_oauth_client(&self, py: Python<'_>, client_id: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let client_id = convert::str_arg("client_id", client_id)?;
+        let oauth = self.engine.oauth_clients();
+        let removed = py.detach(|| oauth.remove(client_id));
+        self.checked(py, removed)
     }
 
     /// Ends every live access token granted to one client; how many ended.
     fn revoke_oauth_client(&self, py: Python<'_>, client_id: &Bound<'_, PyAny>) -> PyResult<usize> {
         let client_id = convert::str_arg("client_id", client_id)?;
-        let (oauth, engine) = (&self.oauth, &*self.engine);
+        let engine = &*self.engine;
+        let oauth = engine.oauth_clients();
         // Walks every remembered grant and ends sessions: other threads may run meanwhile.
         let ended = py.detach(|| oauth.revoke(engine, client_id));
         self.dispatch(py);
@@ -866,9 +870,10 @@ impl PyOrg {
         let token = token_arg(token)?;
         let ip = convert::ip_arg(ip)?;
         let scope = scope_arg(scope)?;
-        let result = self
-            .oauth
-            .authorize(&self.engine, token, ip, scope.as_deref());
+        let result =
+            self.engine
+                .oauth_clients()
+                .authorize(&self.engine, token, ip, scope.as_deref());
         self.dispatch(py);
         let authorized = result.map_err(|err| errors::authorize_error(py, err))?;
         Ok(PyAccessGrant {
@@ -879,7 +884,8 @@ impl PyOrg {
     }
 
     fn oauth_clients(&self) -> Vec<(String, String, Vec<String>)> {
-        self.oauth
+        self.engine
+            .oauth_clients()
             .list()
             .into_iter()
             .map(|client| {
@@ -907,9 +913,14 @@ impl PyOrg {
             .map(|scope| convert::str_arg("scope", scope))
             .transpose()?;
         let ip = convert::ip_arg(ip)?;
-        let grant = self
-            .oauth
-            .grant(&self.engine, client_id, client_secret, scope, ip);
+        let engine = &*self.engine;
+        // With a store, a grant waits for two writes (the session, then its scopes): other
+        // threads may run meanwhile.
+        let grant = py.detach(|| {
+            engine
+                .oauth_clients()
+                .grant(engine, client_id, client_secret, scope, ip)
+        });
         self.dispatch(py);
         let grant = grant.map_err(|err| errors::grant_error(py, err))?;
         Ok(PyGrant {

@@ -1,4 +1,5 @@
-//! The compact binary encoding of format version 2: sessions, settings, profiles and users.
+//! The compact binary encoding of format version 2: sessions, settings, profiles, users, OAuth
+//! clients and grants.
 //!
 //! Hand-rolled rather than serde: the values are few and fixed, the public settings types keep
 //! their fields private (they are rebuilt through their validating builders, so a stored value
@@ -17,6 +18,9 @@
 //! - profile: name, timeout u32 (0 = org's), max length u32 (0 = org's), login ranges, required
 //!   level u8, cap kind u8 (0 none, 1 end oldest, 2 refuse new), cap u32;
 //! - user: profile u16, id;
+//! - OAuth client (keyed by its id): run-as user, secret SHA-256 (32 bytes), scopes (a list of
+//!   strings);
+//! - OAuth grant (keyed by handle): client id, scopes;
 //! - a range: family u8 (4 or 6), address 4 or 16, prefix u8; a list: count u16 + items; a
 //!   string: length u16 + UTF-8.
 
@@ -25,7 +29,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use super::StoredSession;
+use super::{StoredClient, StoredGrant, StoredSession};
 use crate::{CapAction, EndReason, LoginMethod, OrgSettings, Profile, SecurityLevel, SessionType};
 
 /// Length of an encoded session, CRC included.
@@ -351,6 +355,66 @@ pub(crate) fn decode_user(bytes: &[u8]) -> Result<(String, u16), Malformed> {
     Ok((id, profile))
 }
 
+/// Most scopes a stored client or grant may carry (the registry's own limit).
+const MAX_STORED_SCOPES: usize = 64;
+
+fn write_scopes(w: &mut Writer, scopes: &[String]) {
+    w.u16(u16::try_from(scopes.len()).unwrap_or(u16::MAX));
+    for scope in scopes {
+        w.str(scope);
+    }
+}
+
+fn read_scopes(r: &mut Reader<'_>) -> Result<Vec<String>, Malformed> {
+    let count = usize::from(r.u16()?);
+    if count > MAX_STORED_SCOPES {
+        return Err(Malformed("too many stored scopes"));
+    }
+    (0..count).map(|_| r.string()).collect()
+}
+
+pub(crate) fn encode_client(client: &StoredClient) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64 + client.run_as.len()));
+    w.str(&client.run_as);
+    w.0.extend_from_slice(&client.secret_digest);
+    write_scopes(&mut w, &client.scopes);
+    seal(w.0)
+}
+
+pub(crate) fn decode_client(client_id: &str, bytes: &[u8]) -> Result<StoredClient, Malformed> {
+    let mut r = Reader(unseal(bytes, "OAuth client checksum mismatch")?);
+    let run_as = r.string()?;
+    let mut secret_digest = [0_u8; 32];
+    secret_digest.copy_from_slice(r.take(32)?);
+    let scopes = read_scopes(&mut r)?;
+    r.finish()?;
+    Ok(StoredClient {
+        client_id: client_id.to_owned(),
+        run_as,
+        scopes,
+        secret_digest,
+    })
+}
+
+pub(crate) fn encode_grant(grant: &StoredGrant) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(32 + grant.client_id.len()));
+    w.str(&grant.client_id);
+    write_scopes(&mut w, &grant.scopes);
+    seal(w.0)
+}
+
+pub(crate) fn decode_grant(handle: u64, bytes: &[u8]) -> Result<StoredGrant, Malformed> {
+    let mut r = Reader(unseal(bytes, "OAuth grant checksum mismatch")?);
+    let client_id = r.string()?;
+    let scopes = read_scopes(&mut r)?;
+    r.finish()?;
+    Ok(StoredGrant {
+        handle,
+        client_id,
+        scopes,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,5 +484,36 @@ mod tests {
             (EndReason::SourceRange, 77)
         );
         assert!(decode_end(99 << 32).is_err());
+    }
+
+    #[test]
+    fn oauth_clients_and_grants_round_trip_and_catch_flipped_bits() {
+        let client = StoredClient {
+            client_id: "erp".into(),
+            run_as: "erp-bot".into(),
+            scopes: vec!["orders.read".into(), "orders.write".into()],
+            secret_digest: [9; 32],
+        };
+        let grant = StoredGrant {
+            handle: 42,
+            client_id: "erp".into(),
+            scopes: vec!["orders.read".into()],
+        };
+        let (client_bytes, grant_bytes) = (encode_client(&client), encode_grant(&grant));
+        assert_eq!(decode_client("erp", &client_bytes).unwrap(), client);
+        assert_eq!(decode_grant(42, &grant_bytes).unwrap(), grant);
+        for bytes in [&client_bytes, &grant_bytes] {
+            for bit in 0..bytes.len() * 8 {
+                let mut flipped = bytes.clone();
+                flipped[bit / 8] ^= 1 << (bit % 8);
+                let caught = if std::ptr::eq(bytes, &client_bytes) {
+                    decode_client("erp", &flipped).is_err()
+                } else {
+                    decode_grant(42, &flipped).is_err()
+                };
+                assert!(caught, "bit {bit}");
+            }
+        }
+        assert!(decode_grant(42, &grant_bytes[..grant_bytes.len() - 1]).is_err());
     }
 }

@@ -12,6 +12,8 @@
 //! | `levels` | handle `u64` | level after a step-up, `u8` |
 //! | `profiles` | key `u16` | the profile |
 //! | `users` | key `u32` | profile key + id |
+//! | `oauth_clients` | client id `&str` | run-as user, secret SHA-256, scopes |
+//! | `oauth_grants` | handle `u64` | the client and scopes an access token was granted |
 //!
 //! Session rows are keyed by login time and a sequence number, not by handle: a batch of
 //! logins then appends to the right edge of the B-tree instead of dirtying one random leaf
@@ -22,8 +24,12 @@
 //! row is deleted once no session that old can be alive (login time older than the longest
 //! session length, 24 h, plus the tombstone retention), by a range delete at the left edge,
 //! which also deletes the pruned rows' handle-keyed entries. `Forget` (the engine dropped a
-//! tombstone) deletes a session's activity and level entries but not its end: a row whose end
-//! entry is gone would load as a live session at the next open.
+//! tombstone) deletes a session's activity, level and grant entries but not its end: a row
+//! whose end entry is gone would load as a live session at the next open.
+//!
+//! The two OAuth tables came after version 2 was first written, without a version change: a
+//! file that lacks them loads with no clients and no grants, and the first write that needs
+//! them creates them. (An older build ignores them.)
 //!
 //! # Group commit
 //!
@@ -46,6 +52,7 @@ use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 use super::codec::{self, Malformed};
 use super::{SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
 use crate::Error;
+use redb::ReadTransaction;
 
 /// The format version this build writes, and the newest it opens (newer files are refused
 /// with [`Error::StoreVersion`]).
@@ -63,6 +70,8 @@ const ENDS: TableDefinition<u64, u64> = TableDefinition::new("ends");
 const ACTIVITY: TableDefinition<u64, u32> = TableDefinition::new("activity");
 const PROFILES: TableDefinition<u16, &[u8]> = TableDefinition::new("profiles");
 const USERS: TableDefinition<u32, &[u8]> = TableDefinition::new("users");
+const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauth_clients");
+const GRANTS: TableDefinition<u64, &[u8]> = TableDefinition::new("oauth_grants");
 
 const KEY_VERSION: &str = "format_version";
 const KEY_SETTINGS: &str = "settings";
@@ -334,6 +343,8 @@ fn create_tables_and_version(write: &redb::WriteTransaction) -> Result<(), Box<r
     write.open_table(LEVELS).map_err(open)?;
     write.open_table(PROFILES).map_err(open)?;
     write.open_table(USERS).map_err(open)?;
+    write.open_table(CLIENTS).map_err(open)?;
+    write.open_table(GRANTS).map_err(open)?;
     let mut meta = write.open_table(META).map_err(open)?;
     meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
         .map_err(|err| Box::new(redb::Error::from(err)))?;
@@ -515,6 +526,7 @@ impl Inner {
             let mut ends = txn.open_table(ENDS).map_err(|e| fail(e.into()))?;
             let mut activity = txn.open_table(ACTIVITY).map_err(|e| fail(e.into()))?;
             let mut levels = txn.open_table(LEVELS).map_err(|e| fail(e.into()))?;
+            let mut grants = txn.open_table(GRANTS).map_err(|e| fail(e.into()))?;
             let mut directory: Option<Directory<'_>> = None;
             let mut rows = self.rows.lock();
             for change in changes {
@@ -544,6 +556,12 @@ impl Inner {
                         // without its end loads as a live session.
                         activity.remove(*handle).map_err(|e| fail(e.into()))?;
                         levels.remove(*handle).map_err(|e| fail(e.into()))?;
+                        grants.remove(*handle).map_err(|e| fail(e.into()))?;
+                    }
+                    StoreChange::Granted(grant) => {
+                        grants
+                            .insert(grant.handle, codec::encode_grant(grant).as_slice())
+                            .map_err(|e| fail(e.into()))?;
                     }
                     directory_change => {
                         if directory.is_none() {
@@ -551,6 +569,7 @@ impl Inner {
                                 meta: txn.open_table(META).map_err(|e| fail(e.into()))?,
                                 profiles: txn.open_table(PROFILES).map_err(|e| fail(e.into()))?,
                                 users: txn.open_table(USERS).map_err(|e| fail(e.into()))?,
+                                clients: txn.open_table(CLIENTS).map_err(|e| fail(e.into()))?,
                             });
                         }
                         if let Some(directory) = directory.as_mut() {
@@ -581,6 +600,7 @@ impl Inner {
                         ends.remove(handle).map_err(|e| fail(e.into()))?;
                         activity.remove(handle).map_err(|e| fail(e.into()))?;
                         levels.remove(handle).map_err(|e| fail(e.into()))?;
+                        grants.remove(handle).map_err(|e| fail(e.into()))?;
                     }
                 }
             }
@@ -589,11 +609,12 @@ impl Inner {
     }
 }
 
-/// The directory tables, opened only by batches that change the directory.
+/// The directory tables (with the OAuth clients), opened only by batches that change them.
 struct Directory<'txn> {
     meta: redb::Table<'txn, &'static str, &'static [u8]>,
     profiles: redb::Table<'txn, u16, &'static [u8]>,
     users: redb::Table<'txn, u32, &'static [u8]>,
+    clients: redb::Table<'txn, &'static str, &'static [u8]>,
 }
 
 impl Directory<'_> {
@@ -634,6 +655,17 @@ impl Directory<'_> {
             }
             StoreChange::UserRemoved { key } => {
                 self.users.remove(*key).map_err(boxed)?;
+            }
+            StoreChange::ClientPut(client) => {
+                self.clients
+                    .insert(
+                        client.client_id.as_str(),
+                        codec::encode_client(client).as_slice(),
+                    )
+                    .map_err(boxed)?;
+            }
+            StoreChange::ClientRemoved { client_id } => {
+                self.clients.remove(client_id.as_str()).map_err(boxed)?;
             }
             _ => {}
         }
@@ -682,10 +714,12 @@ fn forget(db: &Database, path: &Path, dead: &Dead) -> Result<(), Error> {
         let mut ends = txn.open_table(ENDS).map_err(|e| fail(e.into()))?;
         let mut activity = txn.open_table(ACTIVITY).map_err(|e| fail(e.into()))?;
         let mut levels = txn.open_table(LEVELS).map_err(|e| fail(e.into()))?;
+        let mut grants = txn.open_table(GRANTS).map_err(|e| fail(e.into()))?;
         for handle in &dead.handles {
             ends.remove(*handle).map_err(|e| fail(e.into()))?;
             activity.remove(*handle).map_err(|e| fail(e.into()))?;
             levels.remove(*handle).map_err(|e| fail(e.into()))?;
+            grants.remove(*handle).map_err(|e| fail(e.into()))?;
         }
     }
     txn.commit().map_err(|e| fail(e.into()))
@@ -777,6 +811,8 @@ fn load(
         }
         levels.insert(handle.value(), value.value());
     }
+    let clients = load_clients(&read, path)?;
+    let mut grants = load_grants(&read, path)?;
     let mut dead = Dead::default();
     let sessions = read.open_table(SESSIONS).map_err(|e| fail(e.into()))?;
     for entry in sessions.iter().map_err(|e| fail(e.into()))? {
@@ -803,7 +839,11 @@ fn load(
         if now >= dead_since + u64::from(retention) {
             dead.rows.push(key);
             dead.handles.push(handle);
+            grants.remove(&handle);
         } else {
+            if let Some(grant) = grants.remove(&handle) {
+                state.oauth_grants.push(grant);
+            }
             state.sessions.push(session);
         }
     }
@@ -811,7 +851,57 @@ fn load(
     dead.handles.extend(ends.into_keys());
     dead.handles.extend(activity.into_keys());
     dead.handles.extend(levels.into_keys());
+    dead.handles.extend(grants.into_keys());
+    state.oauth_clients = clients;
     Ok((state, dead))
+}
+
+/// Whether a read failed only because the table is not in the file (one written before the
+/// OAuth tables existed).
+fn missing_table(err: &redb::TableError) -> bool {
+    matches!(err, redb::TableError::TableDoesNotExist(_))
+}
+
+/// The registered OAuth clients, sorted by id (none if the file has no client table).
+fn load_clients(
+    read: &ReadTransaction,
+    path: &Path,
+) -> Result<Vec<crate::store::StoredClient>, Error> {
+    let fail = |err: redb::Error| corrupt(path, err);
+    let table = match read.open_table(CLIENTS) {
+        Ok(table) => table,
+        Err(err) if missing_table(&err) => return Ok(Vec::new()),
+        Err(err) => return Err(fail(err.into())),
+    };
+    let mut clients = Vec::new();
+    for entry in table.iter().map_err(|e| fail(e.into()))? {
+        let (client_id, value) = entry.map_err(|e| fail(e.into()))?;
+        let client = codec::decode_client(client_id.value(), value.value())
+            .map_err(|e| malformed(path, e))?;
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// Every stored OAuth grant, by handle (none if the file has no grant table).
+fn load_grants(
+    read: &ReadTransaction,
+    path: &Path,
+) -> Result<HashMap<u64, crate::store::StoredGrant>, Error> {
+    let fail = |err: redb::Error| corrupt(path, err);
+    let table = match read.open_table(GRANTS) {
+        Ok(table) => table,
+        Err(err) if missing_table(&err) => return Ok(HashMap::new()),
+        Err(err) => return Err(fail(err.into())),
+    };
+    let mut grants = HashMap::new();
+    for entry in table.iter().map_err(|e| fail(e.into()))? {
+        let (handle, value) = entry.map_err(|e| fail(e.into()))?;
+        let grant =
+            codec::decode_grant(handle.value(), value.value()).map_err(|e| malformed(path, e))?;
+        grants.insert(handle.value(), grant);
+    }
+    Ok(grants)
 }
 
 #[cfg(test)]
@@ -822,6 +912,7 @@ mod tests {
 
     use super::*;
     use crate::{EndReason, LoginMethod, SecurityLevel, SessionType};
+    use redb::ReadableTableMetadata;
 
     const NOW: u32 = 1_700_000_000;
 
@@ -844,19 +935,32 @@ mod tests {
         }
     }
 
-    /// The latch, with a failure redb itself does not latch (after an I/O error redb refuses
-    /// every later write on its own, which would hide a store that kept writing).
-    #[test]
-    fn a_failed_batch_fails_the_batches_queued_behind_it_and_every_later_commit() {
-        let dir = std::env::temp_dir().join(format!("swd-latch-{}", std::process::id()));
+    /// A fresh directory for one test's database (removed first if a run left it), and the
+    /// database's path in it.
+    fn fresh_dir(name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("swd-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("sessions.redb");
-        let store = RedbStore::open(&path).unwrap();
+        (dir, path)
+    }
+
+    /// A new store at `path`, loaded, holding `session(1)`.
+    fn store_with_one_session(path: &Path) -> RedbStore {
+        let store = RedbStore::open(path).unwrap();
         store.load(u64::from(NOW), 3600).unwrap();
         store
             .commit(vec![StoreChange::Created(session(1))])
             .unwrap();
+        store
+    }
+
+    /// The latch, with a failure redb itself does not latch (after an I/O error redb refuses
+    /// every later write on its own, which would hide a store that kept writing).
+    #[test]
+    fn a_failed_batch_fails_the_batches_queued_behind_it_and_every_later_commit() {
+        let (dir, path) = fresh_dir("latch");
+        let store = store_with_one_session(&path);
 
         let failure = Error::StoreWrite {
             path: path.clone(),
@@ -919,6 +1023,92 @@ mod tests {
             kept,
             [(1, false)],
             "nothing of a failed or refused batch reached the file"
+        );
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn grants_load_with_their_sessions_and_leave_with_them() {
+        let (dir, path) = fresh_dir("grants");
+        let grant = |n: u8| crate::store::StoredGrant {
+            handle: session(n).handle().as_u64(),
+            client_id: "erp".into(),
+            scopes: vec![format!("scope{n}")],
+        };
+        let client = crate::store::StoredClient {
+            client_id: "erp".into(),
+            run_as: "bot".into(),
+            scopes: vec!["scope1".into(), "scope2".into()],
+            secret_digest: [3; 32],
+        };
+        {
+            let store = RedbStore::open(&path).unwrap();
+            store.load(u64::from(NOW), 3600).unwrap();
+            store
+                .commit(vec![
+                    StoreChange::ClientPut(client.clone()),
+                    StoreChange::Created(session(1)),
+                    StoreChange::Granted(grant(1)),
+                    StoreChange::Created(session(2)),
+                    StoreChange::Granted(grant(2)),
+                    // A grant whose session row never arrived, and one forgotten.
+                    StoreChange::Granted(grant(3)),
+                    StoreChange::Forget {
+                        handle: grant(2).handle,
+                    },
+                ])
+                .unwrap();
+            let state = store.load(u64::from(NOW), 3600).unwrap();
+            assert_eq!(state.oauth_clients, std::slice::from_ref(&client));
+            assert_eq!(state.oauth_grants, [grant(1)]);
+        }
+        // Reopened past session 1's life and retention: no grant loads, and the file keeps
+        // none (the load deletes what it found dead).
+        let store = RedbStore::open(&path).unwrap();
+        let later = u64::from(NOW) + 3 * 3600;
+        assert!(store.load(later, 3600).unwrap().oauth_grants.is_empty());
+        let read = store.inner.db.begin_read().unwrap();
+        assert_eq!(read.open_table(GRANTS).unwrap().len().unwrap(), 0);
+        assert_eq!(read.open_table(CLIENTS).unwrap().len().unwrap(), 1);
+        drop(read);
+        store
+            .commit(vec![StoreChange::ClientRemoved {
+                client_id: "erp".into(),
+            }])
+            .unwrap();
+        assert!(store.load(later, 3600).unwrap().oauth_clients.is_empty());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_from_before_the_oauth_tables_opens_and_gets_them_on_first_write() {
+        let (dir, path) = fresh_dir("pre-oauth");
+        {
+            let store = store_with_one_session(&path);
+            // What a file written before the OAuth tables existed looks like.
+            let write = store.inner.db.begin_write().unwrap();
+            assert!(write.delete_table(CLIENTS).unwrap());
+            assert!(write.delete_table(GRANTS).unwrap());
+            write.commit().unwrap();
+        }
+        let store = RedbStore::open(&path).unwrap();
+        let state = store.load(u64::from(NOW), 3600).unwrap();
+        assert_eq!(state.sessions.len(), 1);
+        assert!(state.oauth_clients.is_empty() && state.oauth_grants.is_empty());
+        let client = crate::store::StoredClient {
+            client_id: "erp".into(),
+            run_as: "bot".into(),
+            scopes: Vec::new(),
+            secret_digest: [1; 32],
+        };
+        store
+            .commit(vec![StoreChange::ClientPut(client.clone())])
+            .unwrap();
+        assert_eq!(
+            store.load(u64::from(NOW), 3600).unwrap().oauth_clients,
+            [client]
         );
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
