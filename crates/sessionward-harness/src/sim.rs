@@ -35,8 +35,8 @@ use std::time::{Duration, Instant};
 
 use sessionward_core::{
     DenyReason, EndReason, Engine, Error, Event, EventKind, GrantError, LoginMethod, LoginOutcome,
-    LoginRequest, ManualClock, OAuthClients, Refusal, Requirement, SecurityLevel, SessionInfo,
-    SessionType, Token,
+    LoginRequest, ManualClock, Refusal, Requirement, SecurityLevel, SessionInfo, SessionType,
+    Token,
 };
 
 use crate::scenario::AdminAction;
@@ -242,8 +242,6 @@ struct Sim<'a> {
     /// One bucket of actions per second of the day, in the order they were scheduled.
     queue: Vec<Vec<Action>>,
     challenges: Vec<Option<PendingChallenge>>,
-    /// The org as OAuth token endpoint: one registered client per named credential.
-    clients: OAuthClients,
     credentials: Vec<CredentialCache>,
     /// Sessions that may be live (pruned every minute), in creation order.
     live: Vec<SessionId>,
@@ -359,9 +357,10 @@ impl<'a> Sim<'a> {
                 user_profile.push(profile_index);
             }
         }
-        // Every named credential is an OAuth client of the org running as its integration
-        // user; the org hands out the secret once, at registration.
-        let clients = OAuthClients::default();
+        // Every named credential is an OAuth client of the org (the engine's own registry)
+        // running as its integration user; the org hands out the secret once, at
+        // registration.
+        let clients = engine.oauth_clients();
         let mut credentials = Vec::new();
         let mut model_clients = Vec::new();
         for c in &scenario.credentials {
@@ -410,7 +409,6 @@ impl<'a> Sim<'a> {
             users,
             queue: vec![Vec::new(); (day_len + 1) as usize],
             challenges: Vec::new(),
-            clients,
             credentials,
             live: Vec::new(),
             observed_events,
@@ -947,9 +945,10 @@ impl<'a> Sim<'a> {
         let user = self.model.clients[credential].user;
         let scope = requested.map(|scopes| scopes.join(" "));
         let name = self.credentials[credential].name.clone();
-        let result = self
-            .clients
-            .grant(&self.engine, &name, secret, scope.as_deref(), ip);
+        let result =
+            self.engine
+                .oauth_clients()
+                .grant(&self.engine, &name, secret, scope.as_deref(), ip);
         self.totals.login_attempts += 1;
         let (observed, issued) = match result {
             Ok(grant) => {
