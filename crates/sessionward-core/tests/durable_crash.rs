@@ -1,6 +1,7 @@
 //! `kill -9` a process mid-load, reopen its database, and check that nothing it returned was
 //! lost: every session whose login returned is valid with its snapshotted policy, every end
-//! that returned stays ended, expired sessions stay expired.
+//! that returned stays ended, expired sessions stay expired, the OAuth client's latest secret
+//! still works and every access token granted keeps its scopes.
 //!
 //! The child is this same test binary, re-run with `crash_child_helper` selected and the
 //! database path in an environment variable. It prints every operation once it has returned
@@ -97,6 +98,15 @@ fn child(path: &Path) {
     for (user, profile) in &users {
         engine.add_user(user, profile).unwrap();
     }
+    // The OAuth client's integration user, in a profile no profile-wide end touches.
+    engine
+        .add_profile(Profile::builder("integrations").build().unwrap())
+        .unwrap();
+    engine.add_user("bot", "integrations").unwrap();
+    let clients = engine.oauth_clients();
+    let mut secret = clients.register("erp", "bot", ["read", "write"]).unwrap();
+    say(format!("C {}", secret.expose_secret()));
+    let mut granted: Vec<String> = Vec::new();
     let mut live: Vec<Live> = Vec::new();
     let issue = |engine: &Engine, user: usize, ip: IpAddr, method| {
         let request = LoginRequest::new(&users[user].0, ip).method(method);
@@ -139,7 +149,28 @@ fn child(path: &Path) {
             say(format!("T {}", clock.now()));
         }
         let pick = next(100);
-        if pick < 45 || live.is_empty() {
+        if (40..45).contains(&pick) {
+            if next(4) == 0 {
+                say("B register".into());
+                secret = clients.register("erp", "bot", ["read", "write"]).unwrap();
+                say(format!("C {}", secret.expose_secret()));
+            } else {
+                say("B grant".into());
+                let scope = [Some("read"), Some("write"), None][next(3)];
+                let ip: IpAddr = format!("10.1.{}.{}", next(200), next(200) + 1)
+                    .parse()
+                    .unwrap();
+                let grant = clients
+                    .grant(&engine, "erp", secret.expose_secret(), scope, ip)
+                    .unwrap();
+                let token = grant.access_token.expose_secret().to_owned();
+                say(format!("G {token} {ip} {}", grant.scopes.join(",")));
+                granted.push(token);
+            }
+            say("D".into());
+            continue;
+        }
+        if pick < 40 || live.is_empty() {
             let user = next(users.len());
             let (ip, method): (IpAddr, _) = if next(4) == 0 {
                 (
@@ -246,6 +277,9 @@ fn child(path: &Path) {
                 for gone in live.drain(..) {
                     say(format!("E {} org_wide", gone.token));
                 }
+                for gone in granted.drain(..) {
+                    say(format!("GE {gone}"));
+                }
             }
         }
         say("D".into());
@@ -276,6 +310,10 @@ enum Known {
 
 struct Outcome {
     sessions: HashMap<String, Known>,
+    /// The OAuth client's latest secret whose registration returned.
+    client_secret: String,
+    /// Access tokens granted and not ended: the address they were granted from, their scopes.
+    grants: HashMap<String, (IpAddr, String)>,
     /// The operation that had begun but not returned when the child died.
     in_flight: Option<String>,
     now: u64,
@@ -286,6 +324,8 @@ struct Outcome {
 fn parse(lines: &[String]) -> Outcome {
     let mut outcome = Outcome {
         sessions: HashMap::new(),
+        client_secret: String::new(),
+        grants: HashMap::new(),
         in_flight: None,
         now: T0,
         settings_minutes: 120,
@@ -338,6 +378,16 @@ fn parse(lines: &[String]) -> Outcome {
                 }
             }
             "SET" => outcome.settings_minutes = words[1].parse().unwrap(),
+            "C" => outcome.client_secret = words[1].to_owned(),
+            "G" => {
+                let scopes = words.get(3).copied().unwrap_or("").replace(',', " ");
+                outcome
+                    .grants
+                    .insert(words[1].to_owned(), (words[2].parse().unwrap(), scopes));
+            }
+            "GE" => {
+                outcome.grants.remove(words[1]);
+            }
             "B" => {
                 outcome.in_flight = Some(words[1..].join(" "));
                 outcome.ops += 1;
@@ -354,7 +404,7 @@ fn parse(lines: &[String]) -> Outcome {
 fn check(path: &Path, outcome: &Outcome) {
     let clock = ManualClock::new(outcome.now);
     let engine = open(path, &clock).unwrap_or_else(|err| panic!("reopen after kill -9: {err}"));
-    assert_eq!(engine.user_count(), 12, "directory survived");
+    assert_eq!(engine.user_count(), 13, "directory survived");
     let minutes = engine.settings().inactivity_timeout().as_secs() / 60;
     let in_flight = outcome.in_flight.as_deref().unwrap_or("");
     assert!(
@@ -446,9 +496,31 @@ fn check(path: &Path, outcome: &Outcome) {
             }
         }
     }
+    // The OAuth registry: every grant that returned keeps its scopes (unless the org-wide end
+    // in flight took it), and the latest secret whose registration returned still works (a
+    // rotation in flight may have landed: then only the new, unprinted secret does).
+    let clients = engine.oauth_clients();
+    for (token, (ip, scopes)) in &outcome.grants {
+        match clients.authorize(&engine, token, *ip, Some(scopes)) {
+            Ok(authorized) => assert_eq!(authorized.scopes.join(" "), *scopes),
+            Err(AuthorizeError::Session(Refusal::Ended(EndReason::OrgWide)))
+                if in_flight == "org_wide" => {}
+            Err(err) => panic!("a grant that returned: {err:?}"),
+        }
+    }
+    if in_flight != "register" {
+        let ip = "10.1.0.1".parse().unwrap();
+        assert!(
+            clients
+                .grant(&engine, "erp", &outcome.client_secret, None, ip)
+                .is_ok(),
+            "the latest secret that returned"
+        );
+    }
     eprintln!(
-        "  {} ops: {live} live, {ended} ended, {expired} expired checked; in flight: {in_flight:?}",
-        outcome.ops
+        "  {} ops: {live} live, {ended} ended, {expired} expired, {} grants checked; in flight: {in_flight:?}",
+        outcome.ops,
+        outcome.grants.len()
     );
 }
 
