@@ -856,52 +856,46 @@ fn load(
     Ok((state, dead))
 }
 
-/// Whether a read failed only because the table is not in the file (one written before the
-/// OAuth tables existed).
-fn missing_table(err: &redb::TableError) -> bool {
-    matches!(err, redb::TableError::TableDoesNotExist(_))
+/// Every row of `table`, decoded by `decode` from its key and value; none if the file has no
+/// such table (one written before the OAuth tables existed).
+fn rows_of_optional_table<K: redb::Key + 'static, T>(
+    read: &ReadTransaction,
+    path: &Path,
+    table: TableDefinition<K, &[u8]>,
+    mut decode: impl for<'a> FnMut(K::SelfType<'a>, &'a [u8]) -> Result<T, Malformed>,
+) -> Result<Vec<T>, Error> {
+    let fail = |err: redb::Error| corrupt(path, err);
+    let table = match read.open_table(table) {
+        Ok(table) => table,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+        Err(err) => return Err(fail(err.into())),
+    };
+    let mut rows = Vec::new();
+    for entry in table.iter().map_err(|e| fail(e.into()))? {
+        let (key, value) = entry.map_err(|e| fail(e.into()))?;
+        rows.push(decode(key.value(), value.value()).map_err(|e| malformed(path, e))?);
+    }
+    Ok(rows)
 }
 
-/// The registered OAuth clients, sorted by id (none if the file has no client table).
+/// The registered OAuth clients, sorted by id.
 fn load_clients(
     read: &ReadTransaction,
     path: &Path,
 ) -> Result<Vec<crate::store::StoredClient>, Error> {
-    let fail = |err: redb::Error| corrupt(path, err);
-    let table = match read.open_table(CLIENTS) {
-        Ok(table) => table,
-        Err(err) if missing_table(&err) => return Ok(Vec::new()),
-        Err(err) => return Err(fail(err.into())),
-    };
-    let mut clients = Vec::new();
-    for entry in table.iter().map_err(|e| fail(e.into()))? {
-        let (client_id, value) = entry.map_err(|e| fail(e.into()))?;
-        let client = codec::decode_client(client_id.value(), value.value())
-            .map_err(|e| malformed(path, e))?;
-        clients.push(client);
-    }
-    Ok(clients)
+    rows_of_optional_table(read, path, CLIENTS, codec::decode_client)
 }
 
-/// Every stored OAuth grant, by handle (none if the file has no grant table).
+/// Every stored OAuth grant, by handle.
 fn load_grants(
     read: &ReadTransaction,
     path: &Path,
 ) -> Result<HashMap<u64, crate::store::StoredGrant>, Error> {
-    let fail = |err: redb::Error| corrupt(path, err);
-    let table = match read.open_table(GRANTS) {
-        Ok(table) => table,
-        Err(err) if missing_table(&err) => return Ok(HashMap::new()),
-        Err(err) => return Err(fail(err.into())),
-    };
-    let mut grants = HashMap::new();
-    for entry in table.iter().map_err(|e| fail(e.into()))? {
-        let (handle, value) = entry.map_err(|e| fail(e.into()))?;
-        let grant =
-            codec::decode_grant(handle.value(), value.value()).map_err(|e| malformed(path, e))?;
-        grants.insert(handle.value(), grant);
-    }
-    Ok(grants)
+    let grants = rows_of_optional_table(read, path, GRANTS, codec::decode_grant)?;
+    Ok(grants
+        .into_iter()
+        .map(|grant| (grant.handle, grant))
+        .collect())
 }
 
 #[cfg(test)]
