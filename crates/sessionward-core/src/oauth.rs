@@ -186,7 +186,8 @@ pub struct Grant {
     pub session: SessionInfo,
 }
 
-/// The registry of OAuth clients of one org.
+/// The registry of OAuth clients of one org: use the engine's own, [`Engine::oauth_clients`],
+/// which its store keeps; `OAuthClients::default()` makes a registry in memory only.
 ///
 /// # Examples
 ///
@@ -196,7 +197,7 @@ pub struct Grant {
 /// let engine = Engine::builder().build()?;
 /// engine.add_profile(Profile::builder("integrations").build()?)?;
 /// engine.add_user("erp-bot", "integrations")?;
-/// let clients = OAuthClients::default();
+/// let clients = engine.oauth_clients();
 /// let secret = clients.register("erp", "erp-bot", ["orders.read"])?;
 ///
 /// let ip = "10.0.0.5".parse()?;
