@@ -1,5 +1,5 @@
-//! Validation throughput: sessionward (one call per token, and `validate_many` in batches of 64)
-//! against `RwLock<HashMap>` (SipHash), dashmap, moka, scc and papaya (ahash) doing the identical
+//! Validation throughput: sessionward (one call per token, and `validate_many` and
+//! `validate_many_brief` in batches of 64) against `RwLock<HashMap>` (SipHash), dashmap, moka, scc and papaya (ahash) doing the identical
 //! work, at 10 k and 1 M live sessions (5 M with `SESSIONWARD_BENCH_5M=1`), 1 and 2 threads.
 //!
 //! Traffic mixes, one criterion group each (`validate/<size>/<mix>/<threads>t`):
@@ -94,13 +94,23 @@ fn baseline<B: Baseline>(tokens: &[String], seconds: &Arc<AtomicU32>) -> (&'stat
     )
 }
 
-/// Runs `iters` validations through `Engine::validate_many` in batches of 64, split over
-/// `threads` threads; returns the wall time.
+/// What a batch answers each accepted token with.
+#[derive(Clone, Copy)]
+enum BatchAnswer {
+    /// `Engine::validate_many`: a whole `SessionInfo`.
+    Info,
+    /// `Engine::validate_many_brief`: a `SessionBrief` (what a gateway forwards).
+    Brief,
+}
+
+/// Runs `iters` validations through `Engine::validate_many` (or `validate_many_brief`) in
+/// batches of 64, split over `threads` threads; returns the wall time.
 fn run_batches(
     threads: usize,
     iters: u64,
     streams: &Arc<Vec<TokenStream>>,
     engine: &Arc<Engine>,
+    answer: BatchAnswer,
 ) -> Duration {
     const BATCH: usize = 64;
     let per_thread = (iters as usize).div_ceil(threads);
@@ -113,13 +123,24 @@ fn run_batches(
             thread::spawn(move || {
                 let stream = &streams[thread_index];
                 let mut batch: Vec<&str> = Vec::with_capacity(BATCH);
-                let mut results = Vec::with_capacity(BATCH);
+                let mut infos = Vec::with_capacity(BATCH);
+                let mut briefs = Vec::with_capacity(BATCH);
                 let mut ok = 0_u64;
                 let mut done = 0;
                 while done < per_thread {
                     stream.batch_prefetching(done, BATCH.min(per_thread - done), &mut batch);
-                    engine.validate_many(black_box(&batch), &ip, Requirement::Any, &mut results);
-                    ok += results.iter().filter(|result| result.is_ok()).count() as u64;
+                    let batch = black_box(&batch);
+                    let accepted = match answer {
+                        BatchAnswer::Info => {
+                            engine.validate_many(batch, &ip, Requirement::Any, &mut infos);
+                            infos.iter().filter(|result| result.is_ok()).count()
+                        }
+                        BatchAnswer::Brief => {
+                            engine.validate_many_brief(batch, &ip, Requirement::Any, &mut briefs);
+                            briefs.iter().filter(|result| result.is_ok()).count()
+                        }
+                    };
+                    ok += accepted as u64;
                     done += batch.len();
                 }
                 black_box(ok)
@@ -210,9 +231,16 @@ fn bench_validate(c: &mut Criterion) {
                         b.iter_custom(|iters| run_threads(threads, iters, streams, validate));
                     });
                 }
-                group.bench_function(BenchmarkId::from_parameter("sessionward_batch64"), |b| {
-                    b.iter_custom(|iters| run_batches(threads, iters, streams, &engine));
-                });
+                for (name, answer) in [
+                    ("sessionward_batch64", BatchAnswer::Info),
+                    ("sessionward_brief64", BatchAnswer::Brief),
+                ] {
+                    group.bench_function(BenchmarkId::from_parameter(name), |b| {
+                        b.iter_custom(|iters| {
+                            run_batches(threads, iters, streams, &engine, answer)
+                        });
+                    });
+                }
                 group.finish();
             }
         }

@@ -35,38 +35,24 @@ fn validate_not_inlined(engine: &Engine, token: &str, ip: IpAddr) -> Result<Sess
     engine.validate(token, ip, Requirement::Any)
 }
 
-/// Validations per second (millions) of `caller` on `threads` threads for `duration`.
-fn run(
+/// A thread's work for [`rate_on_threads`]: `caller` on each token of the thread's stream.
+fn calling(
     streams: &Arc<Vec<TokenStream>>,
-    threads: usize,
-    caller: &Caller,
-    duration: Duration,
-) -> f64 {
-    let start = Instant::now();
-    let handles: Vec<_> = (0..threads)
-        .map(|thread_index| {
-            let streams = Arc::clone(streams);
-            let caller = Arc::clone(caller);
-            std::thread::spawn(move || {
-                let stream = &streams[thread_index];
-                let (mut done, mut accepted) = (0_usize, 0_usize);
-                while start.elapsed() < duration {
-                    for i in 0..256 {
-                        accepted +=
-                            usize::from(caller(black_box(stream.token_prefetching(done + i))));
-                    }
-                    done += 256;
-                }
-                assert_eq!(accepted, done, "every token validates");
-                done
-            })
-        })
-        .collect();
-    let total: usize = handles
-        .into_iter()
-        .map(|handle| handle.join().expect("thread"))
-        .sum();
-    total as f64 / start.elapsed().as_secs_f64() / 1e6
+    caller: Caller,
+) -> Arc<dyn Fn(usize, Instant) -> usize + Send + Sync> {
+    let streams = Arc::clone(streams);
+    Arc::new(move |thread_index: usize, deadline: Instant| {
+        let stream = &streams[thread_index];
+        let (mut done, mut accepted) = (0_usize, 0_usize);
+        while Instant::now() < deadline {
+            for i in 0..256 {
+                accepted += usize::from(caller(black_box(stream.token_prefetching(done + i))));
+            }
+            done += 256;
+        }
+        assert_eq!(accepted, done, "every token validates");
+        done
+    })
 }
 
 fn main() {
@@ -100,21 +86,15 @@ fn main() {
             })
         }),
     ];
+    let names: Vec<&str> = callers.iter().map(|(name, _)| *name).collect();
+    let work: Vec<_> = callers
+        .into_iter()
+        .map(|(_, caller)| calling(streams, caller))
+        .collect();
     for threads in [1, 2] {
-        let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); callers.len()];
-        for _ in 0..rounds {
-            for (rate, (_, caller)) in rates.iter_mut().zip(&callers) {
-                rate.push(run(streams, threads, caller, Duration::from_millis(150)));
-            }
-        }
-        for (rate, (name, _)) in rates.iter_mut().zip(&callers) {
-            rate.sort_by(f64::total_cmp);
-            println!(
-                "{sessions} sessions, {threads} thread(s), {name:16}: median {:.2} M/s (range {:.2}-{:.2})",
-                rate[rate.len() / 2],
-                rate[0],
-                rate[rate.len() - 1]
-            );
-        }
+        let label = format!("{sessions} sessions, {threads} thread(s)");
+        print_alternating(&label, &names, rounds, |variant| {
+            rate_on_threads(threads, Duration::from_millis(150), &work[variant])
+        });
     }
 }

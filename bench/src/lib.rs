@@ -185,6 +185,56 @@ impl TickingWorkload {
     }
 }
 
+/// Millions of validations per second of `work` on `threads` threads for `duration`: each
+/// thread runs `work(thread_index, deadline)`, which validates until `deadline` and returns how
+/// many tokens it validated. Used by the examples that alternate variants of one path.
+pub fn rate_on_threads(
+    threads: usize,
+    duration: Duration,
+    work: &Arc<dyn Fn(usize, Instant) -> usize + Send + Sync>,
+) -> f64 {
+    let start = Instant::now();
+    let deadline = start + duration;
+    let handles: Vec<_> = (0..threads)
+        .map(|thread_index| {
+            let work = Arc::clone(work);
+            std::thread::spawn(move || work(thread_index, deadline))
+        })
+        .collect();
+    let total: usize = handles
+        .into_iter()
+        .map(|handle| handle.join().expect("validating thread"))
+        .sum();
+    total as f64 / start.elapsed().as_secs_f64() / 1e6
+}
+
+/// Runs the variants `names` in turn, `rounds` times (`rate(variant index)` gives one run's
+/// rate in M/s), and prints each one's median and range under `label`: this host's speed moves
+/// within minutes, so only figures taken alternately in one process compare.
+pub fn print_alternating(
+    label: &str,
+    names: &[&str],
+    rounds: usize,
+    mut rate: impl FnMut(usize) -> f64,
+) {
+    let mut rates: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); names.len()];
+    for _ in 0..rounds {
+        for (variant, rates) in rates.iter_mut().enumerate() {
+            rates.push(rate(variant));
+        }
+    }
+    let width = names.iter().map(|name| name.len()).max().unwrap_or(0);
+    for (rates, name) in rates.iter_mut().zip(names) {
+        rates.sort_by(f64::total_cmp);
+        println!(
+            "{label}, {name:width$}: median {:.2} M/s (range {:.2}-{:.2})",
+            rates[rates.len() / 2],
+            rates[0],
+            rates[rates.len() - 1]
+        );
+    }
+}
+
 /// One single-call validation as the benches make it: `Engine::validate` from `ip`, reading
 /// the user of the session as any caller reads who a request is from. (A caller that only
 /// asks `is_ok` lets the compiler skip the session's facts altogether.)

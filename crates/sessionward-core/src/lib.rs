@@ -195,7 +195,8 @@ pub use ipnet::IpNet;
 pub use oauth::{AuthorizeError, Authorized, Grant, GrantError, OAuthClient, OAuthClients};
 pub use session::{
     Challenge, DenyReason, EndReason, ExpiryKind, Issued, LoginOutcome, LoginRequest, ProfileKey,
-    Refusal, Requirement, SessionFilter, SessionInfo, SessionPage, SessionRow, UserKey,
+    Refusal, Requirement, SessionBrief, SessionFilter, SessionInfo, SessionPage, SessionRow,
+    UserKey,
 };
 pub use settings::{
     parse_cidr, parse_ip, CapAction, LoginMethod, OrgSettings, OrgSettingsBuilder, Profile,

@@ -1,7 +1,8 @@
 //! `Engine::validate_many` answers every token of any batch exactly as `Engine::validate`
 //! answers it alone: whatever mix of live, ended, unknown, malformed and garbage tokens, at any
 //! position relative to the batch's groups and hashing pairs, with one address for all or one
-//! per token (or too few).
+//! per token (or too few). `Engine::validate_many_brief` answers each as `validate_many` does,
+//! its acceptances cut to a `SessionBrief`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -95,6 +96,32 @@ fn engine_with_sessions() -> (Engine, Vec<String>, Vec<String>) {
     (engine, live, ended)
 }
 
+/// An engine with sessions, and a batch of `slots` with addresses given as `given`.
+fn batch(slots: &[Slot], given: Addresses) -> (Engine, Vec<String>, Vec<IpAddr>) {
+    let (engine, live, ended) = engine_with_sessions();
+    let (_other, unknown, _) = engine_with_sessions();
+    let tokens: Vec<String> = slots
+        .iter()
+        .map(|slot| match *slot {
+            Slot::Live(n) => live[n].clone(),
+            Slot::Ended(n) => ended[n].clone(),
+            Slot::BadChecksum(n) => with_bad_checksum(&live[n]),
+            Slot::Unknown(n) => unknown[n].clone(),
+            Slot::Garbage => "garbage".into(),
+        })
+        .collect();
+    let origin: IpAddr = "10.0.0.1".parse().unwrap();
+    let elsewhere: IpAddr = "10.9.9.9".parse().unwrap();
+    let ips: Vec<IpAddr> = match given {
+        Addresses::Shared => vec![origin],
+        Addresses::PerToken => (0..tokens.len())
+            .map(|index| if index % 3 == 0 { elsewhere } else { origin })
+            .collect(),
+        Addresses::Short(count) => vec![origin; count.min(tokens.len().saturating_sub(1))],
+    };
+    (engine, tokens, ips)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -103,27 +130,7 @@ proptest! {
         slots in proptest::collection::vec(slot(), 0..24),
         given in addresses(),
     ) {
-        let (engine, live, ended) = engine_with_sessions();
-        let (_other, unknown, _) = engine_with_sessions();
-        let tokens: Vec<String> = slots
-            .iter()
-            .map(|slot| match *slot {
-                Slot::Live(n) => live[n].clone(),
-                Slot::Ended(n) => ended[n].clone(),
-                Slot::BadChecksum(n) => with_bad_checksum(&live[n]),
-                Slot::Unknown(n) => unknown[n].clone(),
-                Slot::Garbage => "garbage".into(),
-            })
-            .collect();
-        let origin: IpAddr = "10.0.0.1".parse().unwrap();
-        let elsewhere: IpAddr = "10.9.9.9".parse().unwrap();
-        let ips: Vec<IpAddr> = match given {
-            Addresses::Shared => vec![origin],
-            Addresses::PerToken => (0..tokens.len())
-                .map(|index| if index % 3 == 0 { elsewhere } else { origin })
-                .collect(),
-            Addresses::Short(count) => vec![origin; count.min(tokens.len().saturating_sub(1))],
-        };
+        let (engine, tokens, ips) = batch(&slots, given);
         let mut results = Vec::new();
         engine.validate_many(&tokens, &ips, Requirement::Any, &mut results);
         prop_assert_eq!(results.len(), tokens.len());
@@ -139,6 +146,28 @@ proptest! {
                 None => Err(Refusal::Malformed),
             };
             prop_assert_eq!(result, &single, "token {} of {} ({:?})", index, tokens.len(), slots[index]);
+        }
+    }
+
+    #[test]
+    fn a_brief_batch_answers_as_the_full_batch_does(
+        slots in proptest::collection::vec(slot(), 0..24),
+        given in addresses(),
+    ) {
+        let (engine, tokens, ips) = batch(&slots, given);
+        let (mut briefs, mut results) = (Vec::new(), Vec::new());
+        // Briefs first: the full batch after it must still accept what the brief one did (the
+        // clock stands still, so neither changes what the other sees).
+        engine.validate_many_brief(&tokens, &ips, Requirement::Any, &mut briefs);
+        engine.validate_many(&tokens, &ips, Requirement::Any, &mut results);
+        let expected: Vec<Result<SessionBrief, Refusal>> = results
+            .iter()
+            .map(|result| result.map(SessionBrief::from))
+            .collect();
+        prop_assert_eq!(&briefs, &expected);
+        let live = slots.iter().filter(|slot| matches!(slot, Slot::Live(_))).count();
+        if matches!(given, Addresses::Shared) {
+            prop_assert_eq!(briefs.iter().filter(|brief| brief.is_ok()).count(), live);
         }
     }
 }

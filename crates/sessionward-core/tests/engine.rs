@@ -814,6 +814,50 @@ fn validate_many_matches_validate() {
 }
 
 #[test]
+fn validate_many_brief_keeps_sessions_alive_and_reports_refusals() {
+    let org = Org::default();
+    let ada = org.login("ada", "10.0.0.1");
+    let fin = org.login("fin", "10.0.0.1");
+    let (ada_token, fin_token) = (ada.token.expose_secret(), fin.token.expose_secret());
+    let batch = [ada_token, fin_token];
+    let office = [ip("10.0.0.1")];
+    let mut briefs = Vec::new();
+    // Finance idles out after 30 minutes: a brief acceptance at 20 refreshes it, as a full one
+    // does, so it is still live at 40.
+    org.advance(20 * MIN);
+    org.engine
+        .validate_many_brief(&batch, &office, Requirement::Any, &mut briefs);
+    let fin_brief = briefs[1].expect("finance session accepted");
+    assert_eq!(fin_brief.user, fin.session.user);
+    assert_eq!(fin_brief.profile, fin.session.profile);
+    assert_eq!(fin_brief.level, fin.session.level);
+    assert_eq!(fin_brief.session_type, SessionType::Ui);
+    org.advance(20 * MIN);
+    org.engine.drain_events();
+    org.engine
+        .validate_many_brief(&batch, &office, Requirement::Any, &mut briefs);
+    assert_eq!(briefs[1].map(|brief| brief.handle), Ok(fin.session.handle));
+    // Idle for 31 minutes: expired, reported once, as by a single call.
+    org.advance(31 * MIN);
+    org.engine
+        .validate_many_brief(&batch[1..], &office, Requirement::Any, &mut briefs);
+    assert_eq!(briefs, [Err(Refusal::Expired(ExpiryKind::Idle))]);
+    let events = org.engine.drain_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].kind, EventKind::Expired(ExpiryKind::Idle));
+    assert_eq!(events[0].handle, Some(fin.session.handle));
+    // A step-up requirement refuses a brief as it refuses a full answer.
+    org.engine.validate_many_brief(
+        &batch[..1],
+        &office,
+        Requirement::Level(SecurityLevel::HighAssurance),
+        &mut briefs,
+    );
+    assert!(matches!(briefs[0], Err(Refusal::StepUpRequired { .. })));
+    assert!(!format!("{briefs:?}").contains(&ada_token[4..20]));
+}
+
+#[test]
 fn engine_tunables_are_checked() {
     assert!(Engine::builder().shards(3).build().is_err());
     assert!(Engine::builder().shards(8192).build().is_err());

@@ -394,7 +394,9 @@ const CHECK_OTHER: u8 = 255;
 
 /// The one-byte code `Org.check_many` reports for a validation result; the table is
 /// `CHECK_CODES` (`check_codes`), documented in `_native.pyi`. Codes never change meaning.
-pub(crate) fn check_code(result: &Result<sessionward_core::SessionInfo, Refusal>) -> u8 {
+/// Only the refusal matters: what an acceptance carries (a `SessionBrief` from `check_many`)
+/// is not looked at.
+pub(crate) fn check_code<T>(result: &Result<T, Refusal>) -> u8 {
     let Err(refusal) = result else {
         return CHECK_VALID;
     };
@@ -439,7 +441,7 @@ pub(crate) fn check_codes(py: Python<'_>) -> PyResult<Bound<'_, PyMappingProxy>>
         .into_iter()
         .chain(EndReason::ALL.into_iter().map(Refusal::Ended))
     {
-        table.set_item(check_code(&Err(refusal)), refusal.code())?;
+        table.set_item(check_code::<()>(&Err(refusal)), refusal.code())?;
     }
     table.set_item(CHECK_OTHER, "refused")?;
     Ok(PyMappingProxy::new(py, table.as_mapping()))
