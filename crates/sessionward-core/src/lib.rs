@@ -136,7 +136,11 @@
 //! misses of the next tokens overlap with the hashing of these, and it hashes its tokens two
 //! at a time with the two SHA-256 compressions' rounds interleaved: a compression is a chain
 //! of dependent round instructions, which the core does not overlap with the next token's
-//! across a lookup, and two chains written side by side run in parallel.
+//! across a lookup, and two chains written side by side run in parallel. A batch is
+//! compute-bound once its misses overlap (at 1 M sessions it runs within a tenth of its speed
+//! in cache), so what it builds per token counts: [`Engine::validate_many_brief`] answers each
+//! acceptance with a 16-byte [`SessionBrief`] instead of a whole [`SessionInfo`], through the
+//! same inlined pipeline, and does 8-13 % more validations per second.
 //!
 //! **Why no global lock.** Shards are picked by the selector's low bits, so two validations
 //! share a lock word only when they hit the same shard (1 in 256); ends flip an atomic state
