@@ -369,7 +369,7 @@ impl CheckJob {
             tokens.clear();
             tokens.extend((0..last - first).map(|offset| chunk.token(offset)));
             // Briefs, not whole `SessionInfo`s: a code needs only the refusal, and a brief
-            // batch builds a sixth of the bytes per token (8-13 % faster in the core).
+            // batch builds 16 bytes per token instead of 72 (8-13 % faster in the core).
             self.engine.validate_many_brief(
                 &tokens,
                 self.addresses.for_range(first..last),
