@@ -1,6 +1,6 @@
 //! Validation throughput: sessionward (one call per token, and `validate_many` and
-//! `validate_many_brief` in batches of 64) against `RwLock<HashMap>` (SipHash), dashmap, moka, scc and papaya (ahash) doing the identical
-//! work, at 10 k and 1 M live sessions (5 M with `SESSIONWARD_BENCH_5M=1`), 1 and 2 threads.
+//! `validate_many_brief` in batches of 64) against `RwLock<HashMap>` (SipHash), dashmap, moka,
+//! scc and papaya (ahash) doing the identical work, at 10 k and 1 M live sessions (5 M with `SESSIONWARD_BENCH_5M=1`), 1 and 2 threads.
 //!
 //! Traffic mixes, one criterion group each (`validate/<size>/<mix>/<threads>t`):
 //! - `hit`: live tokens drawn uniformly;

@@ -36,7 +36,7 @@ fn main() {
     let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(12);
     let workload = TickingWorkload::new(sessions);
     let names = ["validate_many", "validate_many_brief"];
-    let variants: Vec<Arc<dyn Fn(usize, Instant) -> usize + Send + Sync>> = (0..names.len())
+    let variants: Vec<ThreadWork> = (0..names.len())
         .map(|variant| {
             let (engine, streams) = (Arc::clone(&workload.engine), Arc::clone(&workload.streams));
             let ip = [office()];
@@ -62,7 +62,7 @@ fn main() {
                 }
                 assert_eq!(accepted, done, "every token validates");
                 done
-            }) as Arc<dyn Fn(usize, Instant) -> usize + Send + Sync>
+            }) as ThreadWork
         })
         .collect();
     for threads in [1, 2] {

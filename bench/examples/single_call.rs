@@ -36,10 +36,7 @@ fn validate_not_inlined(engine: &Engine, token: &str, ip: IpAddr) -> Result<Sess
 }
 
 /// A thread's work for [`rate_on_threads`]: `caller` on each token of the thread's stream.
-fn calling(
-    streams: &Arc<Vec<TokenStream>>,
-    caller: Caller,
-) -> Arc<dyn Fn(usize, Instant) -> usize + Send + Sync> {
+fn calling(streams: &Arc<Vec<TokenStream>>, caller: Caller) -> ThreadWork {
     let streams = Arc::clone(streams);
     Arc::new(move |thread_index: usize, deadline: Instant| {
         let stream = &streams[thread_index];

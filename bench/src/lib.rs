@@ -185,14 +185,13 @@ impl TickingWorkload {
     }
 }
 
-/// Millions of validations per second of `work` on `threads` threads for `duration`: each
-/// thread runs `work(thread_index, deadline)`, which validates until `deadline` and returns how
-/// many tokens it validated. Used by the examples that alternate variants of one path.
-pub fn rate_on_threads(
-    threads: usize,
-    duration: Duration,
-    work: &Arc<dyn Fn(usize, Instant) -> usize + Send + Sync>,
-) -> f64 {
+/// One thread's share of a measured run: `work(thread_index, deadline)` validates until
+/// `deadline` and returns how many tokens it validated.
+pub type ThreadWork = Arc<dyn Fn(usize, Instant) -> usize + Send + Sync>;
+
+/// Millions of validations per second of `work` on `threads` threads for `duration`. Used by
+/// the examples that alternate variants of one path.
+pub fn rate_on_threads(threads: usize, duration: Duration, work: &ThreadWork) -> f64 {
     let start = Instant::now();
     let deadline = start + duration;
     let handles: Vec<_> = (0..threads)
