@@ -249,6 +249,10 @@ pub struct SessionBrief {
     pub level: SecurityLevel,
 }
 
+// The docs and the batch's measurements rest on the size: keep it at two words.
+const _: () = assert!(std::mem::size_of::<SessionBrief>() == 16);
+const _: () = assert!(std::mem::size_of::<Result<SessionBrief, Refusal>>() == 16);
+
 impl From<SessionInfo> for SessionBrief {
     #[inline(always)]
     fn from(info: SessionInfo) -> Self {
