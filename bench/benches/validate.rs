@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sessionward_bench::*;
-use sessionward_core::{Engine, ManualClock, Requirement};
+use sessionward_core::{Engine, ManualClock};
 
 /// One contender's validation: token in, accepted or not.
 type Validator = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -94,15 +94,6 @@ fn baseline<B: Baseline>(tokens: &[String], seconds: &Arc<AtomicU32>) -> (&'stat
     )
 }
 
-/// What a batch answers each accepted token with.
-#[derive(Clone, Copy)]
-enum BatchAnswer {
-    /// `Engine::validate_many`: a whole `SessionInfo`.
-    Info,
-    /// `Engine::validate_many_brief`: a `SessionBrief` (what a gateway forwards).
-    Brief,
-}
-
 /// Runs `iters` validations through `Engine::validate_many` (or `validate_many_brief`) in
 /// batches of 64, split over `threads` threads; returns the wall time.
 fn run_batches(
@@ -123,24 +114,12 @@ fn run_batches(
             thread::spawn(move || {
                 let stream = &streams[thread_index];
                 let mut batch: Vec<&str> = Vec::with_capacity(BATCH);
-                let mut infos = Vec::with_capacity(BATCH);
-                let mut briefs = Vec::with_capacity(BATCH);
+                let mut results = BatchResults::default();
                 let mut ok = 0_u64;
                 let mut done = 0;
                 while done < per_thread {
                     stream.batch_prefetching(done, BATCH.min(per_thread - done), &mut batch);
-                    let batch = black_box(&batch);
-                    let accepted = match answer {
-                        BatchAnswer::Info => {
-                            engine.validate_many(batch, &ip, Requirement::Any, &mut infos);
-                            infos.iter().filter(|result| result.is_ok()).count()
-                        }
-                        BatchAnswer::Brief => {
-                            engine.validate_many_brief(batch, &ip, Requirement::Any, &mut briefs);
-                            briefs.iter().filter(|result| result.is_ok()).count()
-                        }
-                    };
-                    ok += accepted as u64;
+                    ok += results.validate(&engine, black_box(&batch), &ip, answer) as u64;
                     done += batch.len();
                 }
                 black_box(ok)

@@ -18,14 +18,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessionward_bench::*;
-use sessionward_core::{Refusal, Requirement, SessionBrief, SessionInfo};
-
-/// Result buffers reused across batches, one per shape.
-#[derive(Default)]
-struct Answers {
-    infos: Vec<Result<SessionInfo, Refusal>>,
-    briefs: Vec<Result<SessionBrief, Refusal>>,
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -35,28 +27,25 @@ fn main() {
         .unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(12);
     let workload = TickingWorkload::new(sessions);
-    let names = ["validate_many", "validate_many_brief"];
-    let variants: Vec<ThreadWork> = (0..names.len())
-        .map(|variant| {
+    let shapes = [
+        ("validate_many", BatchAnswer::Info),
+        ("validate_many_brief", BatchAnswer::Brief),
+    ];
+    let names = shapes.map(|(name, _)| name);
+    let variants: Vec<ThreadWork> = shapes
+        .iter()
+        .map(|&(_, answer)| {
             let (engine, streams) = (Arc::clone(&workload.engine), Arc::clone(&workload.streams));
             let ip = [office()];
             Arc::new(move |thread_index: usize, deadline: Instant| {
                 let stream = &streams[thread_index];
                 let (mut done, mut accepted) = (0_usize, 0_usize);
-                let mut answers = Answers::default();
+                let mut results = BatchResults::default();
                 let mut batch: Vec<&str> = Vec::with_capacity(64);
                 while Instant::now() < deadline {
                     for _ in 0..16 {
                         stream.batch_prefetching(done, 64, &mut batch);
-                        let batch = black_box(&batch);
-                        accepted += if variant == 0 {
-                            engine.validate_many(batch, &ip, Requirement::Any, &mut answers.infos);
-                            answers.infos.iter().filter(|result| result.is_ok()).count()
-                        } else {
-                            let briefs = &mut answers.briefs;
-                            engine.validate_many_brief(batch, &ip, Requirement::Any, briefs);
-                            briefs.iter().filter(|result| result.is_ok()).count()
-                        };
+                        accepted += results.validate(&engine, black_box(&batch), &ip, answer);
                         done += 64;
                     }
                 }

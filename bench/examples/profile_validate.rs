@@ -23,18 +23,13 @@ fn main() {
         .unwrap_or(20);
     let batch = std::env::args().nth(3).as_deref() == Some("batch");
     let mut batch_tokens: Vec<&str> = Vec::with_capacity(64);
-    let mut results = Vec::with_capacity(64);
+    let mut results = BatchResults::default();
     for _ in 0..rounds {
         if batch {
             for chunk in 0..stream.len() / 64 {
                 stream.batch_prefetching(chunk * 64, 64, &mut batch_tokens);
-                engine.validate_many(
-                    std::hint::black_box(&batch_tokens),
-                    &[ip],
-                    Requirement::Any,
-                    &mut results,
-                );
-                ok += results.iter().filter(|result| result.is_ok()).count() as u64;
+                let batch = std::hint::black_box(&batch_tokens);
+                ok += results.validate(&engine, batch, &[ip], BatchAnswer::Info) as u64;
             }
             continue;
         }

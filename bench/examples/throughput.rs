@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sessionward_bench::*;
-use sessionward_core::{Engine, Requirement};
+use sessionward_core::Engine;
 
 fn run(
     engine: &Arc<Engine>,
@@ -30,19 +30,14 @@ fn run(
                 let ip = [office()];
                 let mut done = 0_u64;
                 let mut ok = 0_u64;
-                let mut results = Vec::with_capacity(64);
+                let mut results = BatchResults::default();
                 let mut tokens: Vec<&str> = Vec::with_capacity(64);
                 while start.elapsed() < for_ {
                     for _ in 0..64 {
                         if batch {
                             stream.batch_prefetching(done as usize, 64, &mut tokens);
-                            engine.validate_many(
-                                black_box(&tokens),
-                                &ip,
-                                Requirement::Any,
-                                &mut results,
-                            );
-                            ok += results.iter().filter(|r| r.is_ok()).count() as u64;
+                            let batch = black_box(&tokens);
+                            ok += results.validate(&engine, batch, &ip, BatchAnswer::Info) as u64;
                             done += 64;
                         } else {
                             for i in 0..64 {

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{OsRng, RngCore, SeedableRng};
 use sessionward_core::{
-    token_key, Clock, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, Requirement,
-    KEY_LEN,
+    token_key, Clock, Engine, Issued, LoginRequest, ManualClock, OrgSettings, Profile, Refusal,
+    Requirement, SessionBrief, SessionInfo, KEY_LEN,
 };
 use sha2::{Digest, Sha256};
 
@@ -181,6 +181,45 @@ impl TickingWorkload {
             engine: Arc::new(engine),
             streams: Arc::new(streams),
             _ticking: TickingClock::start(&clock),
+        }
+    }
+}
+
+/// What a batch answers each accepted token with.
+#[derive(Clone, Copy, Debug)]
+pub enum BatchAnswer {
+    /// `Engine::validate_many`: a whole `SessionInfo`.
+    Info,
+    /// `Engine::validate_many_brief`: a `SessionBrief` (what a gateway forwards).
+    Brief,
+}
+
+/// One thread's result buffers for batched validations, reused from batch to batch.
+#[derive(Default)]
+pub struct BatchResults {
+    infos: Vec<Result<SessionInfo, Refusal>>,
+    briefs: Vec<Result<SessionBrief, Refusal>>,
+}
+
+impl BatchResults {
+    /// Validates `batch` from `ips` through the call `answer` names; how many were accepted.
+    #[inline]
+    pub fn validate(
+        &mut self,
+        engine: &Engine,
+        batch: &[&str],
+        ips: &[IpAddr],
+        answer: BatchAnswer,
+    ) -> usize {
+        match answer {
+            BatchAnswer::Info => {
+                engine.validate_many(batch, ips, Requirement::Any, &mut self.infos);
+                self.infos.iter().filter(|result| result.is_ok()).count()
+            }
+            BatchAnswer::Brief => {
+                engine.validate_many_brief(batch, ips, Requirement::Any, &mut self.briefs);
+                self.briefs.iter().filter(|result| result.is_ok()).count()
+            }
         }
     }
 }
