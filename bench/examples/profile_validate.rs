@@ -1,7 +1,8 @@
 //! Validates hot tokens against a 1 M-session engine in a loop, for `perf record`:
 //! `cargo build --release -p sessionward-bench --example profile_validate` then
-//! `perf record -g target/release/examples/profile_validate [SESSIONS [ROUNDS [batch]]]`
-//! (`batch`: through `validate_many` in batches of 64 instead of one call per token). Tokens
+//! `perf record -g target/release/examples/profile_validate [SESSIONS [ROUNDS [batch|brief]]]`
+//! (`batch`: through `validate_many` in batches of 64 instead of one call per token; `brief`:
+//! through `validate_many_brief`). Tokens
 //! come from a [`TokenStream`] prefetched ahead, as in the criterion benches.
 
 use sessionward_bench::*;
@@ -21,15 +22,19 @@ fn main() {
         .nth(2)
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
-    let batch = std::env::args().nth(3).as_deref() == Some("batch");
+    let answer = match std::env::args().nth(3).as_deref() {
+        Some("batch") => Some(BatchAnswer::Info),
+        Some("brief") => Some(BatchAnswer::Brief),
+        _ => None,
+    };
     let mut batch_tokens: Vec<&str> = Vec::with_capacity(64);
     let mut results = BatchResults::default();
     for _ in 0..rounds {
-        if batch {
+        if let Some(answer) = answer {
             for chunk in 0..stream.len() / 64 {
                 stream.batch_prefetching(chunk * 64, 64, &mut batch_tokens);
                 let batch = std::hint::black_box(&batch_tokens);
-                ok += results.validate(&engine, batch, &[ip], BatchAnswer::Info) as u64;
+                ok += results.validate(&engine, batch, &[ip], answer) as u64;
             }
             continue;
         }

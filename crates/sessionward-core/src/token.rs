@@ -196,35 +196,16 @@ impl TokenDigest {
 }
 
 /// The one SHA-256 block of a well-formed token: its 54 selector and secret characters, then
-/// the padding (0x80, a zero, the length in bits, big-endian).
+/// the padding (see [`sha256::token_block`]).
 #[inline]
 fn hashed_block(token: &str) -> [u8; 64] {
-    const HASHED: usize = SELECTOR_LEN + SECRET_LEN;
-    // The block is assembled in four 16-byte words, each read whole from the token and
-    // stored whole, because the compression reads it back 16 bytes at a time: a read that
-    // spans several narrower stores (a byte-wise copy, then the padding byte, then the
-    // length) cannot be forwarded from the store buffer and waits for the stores to
-    // reach the cache, about 15 cycles of every validation.
-    const _: () = assert!(TOKEN_LEN == 64 && SELECTOR_AT == 4 && HASHED == 54);
+    const _: () = assert!(
+        TOKEN_LEN == 64
+            && SELECTOR_AT == sha256::TOKEN_HASHED_AT
+            && SELECTOR_LEN + SECRET_LEN == sha256::TOKEN_HASHED_LEN
+    );
     let bytes: &[u8; TOKEN_LEN] = token.as_bytes().try_into().expect("a well-formed token");
-    let word = |at: usize| {
-        let mut word = [0_u8; 16];
-        word.copy_from_slice(&bytes[at..at + 16]);
-        u128::from_le_bytes(word)
-    };
-    // The last word: the token's bytes 52..58 (its last 6 hashed characters), the
-    // padding's 0x80, a zero, then the message length in bits, big-endian.
-    let tail = (word(48) >> 32) & ((1 << 48) - 1)
-        | 0x80 << 48
-        | u128::from(((HASHED as u64) * 8).swap_bytes()) << 64;
-    let mut block = [0_u8; 64];
-    for (chunk, word) in block
-        .chunks_exact_mut(16)
-        .zip([word(4), word(20), word(36), tail])
-    {
-        chunk.copy_from_slice(&word.to_le_bytes());
-    }
-    block
+    sha256::token_block(bytes)
 }
 
 /// SHA-256 of secrets that are not session tokens (device ids, challenge secrets, client
