@@ -58,6 +58,12 @@ pub fn office() -> IpAddr {
 /// address, as every baseline's [`BaselineRecord::check`] does), no event buffer, and `users`
 /// users named by [`user_names`].
 pub fn empty_engine(clock: &ManualClock, users: usize) -> Engine {
+    empty_engine_for(clock, users, 0)
+}
+
+/// [`empty_engine`], built with room for `expected_sessions` (see
+/// `EngineBuilder::expected_sessions`).
+pub fn empty_engine_for(clock: &ManualClock, users: usize, expected_sessions: usize) -> Engine {
     let engine = Engine::builder()
         .settings(
             OrgSettings::builder()
@@ -71,6 +77,7 @@ pub fn empty_engine(clock: &ManualClock, users: usize) -> Engine {
         .clock(Arc::new(clock.clone()))
         .tombstone_retention(RETENTION)
         .event_capacity(0)
+        .expected_sessions(expected_sessions)
         .build()
         .expect("valid engine");
     engine
@@ -89,11 +96,31 @@ pub fn user_names(users: usize) -> Vec<String> {
 
 /// Logs `sessions` sessions into a fresh memory-only engine on `threads` threads, thread `t`
 /// taking every `threads`-th session (so threads use disjoint users); returns the wall time of
-/// the logins alone (set-up excluded) and checks that every session was created.
+/// the logins alone (set-up excluded) and checks that every session was created. The engine's
+/// tables start empty and grow.
 pub fn time_creates(sessions: usize, threads: usize) -> Duration {
+    time_creates_into(sessions, threads, TableStart::Empty)
+}
+
+/// How a create benchmark's engine starts its tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableStart {
+    /// Empty: the tables grow as sessions come (the default engine).
+    Empty,
+    /// With room for every session the benchmark creates (`expected_sessions`), taken at
+    /// build, outside the timed logins.
+    Reserved,
+}
+
+/// [`time_creates`] into an engine whose tables start as `tables` says.
+pub fn time_creates_into(sessions: usize, threads: usize, tables: TableStart) -> Duration {
     let clock = ManualClock::new(T0);
     let users = users_for(sessions);
-    let engine = empty_engine(&clock, users);
+    let expected = match tables {
+        TableStart::Empty => 0,
+        TableStart::Reserved => sessions,
+    };
+    let engine = empty_engine_for(&clock, users, expected);
     let names = user_names(users);
     let start = std::time::Instant::now();
     std::thread::scope(|scope| {

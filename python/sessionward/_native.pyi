@@ -818,6 +818,9 @@ class Org:
     `os.fork()` keeps working in the child, and parent and child never issue the same token).
 
     `shards` is a power of two in 1..=4096 (default 256). `clock` defaults to the system clock.
+    `expected_sessions` (0..=100,000,000, default 0) makes room for that many sessions when the
+    org is built, 73 bytes each or more, taken at once: up to that many, no table ever stops its
+    validations to grow, and logins run faster (`SettingsError` beyond the range).
     With `path`, sessions, users, profiles and settings are kept in an embedded database file
     (created if missing, loaded if present): a restart loses no session and resurrects no
     ended one. Without it the org lives in memory only. `StoreError` if the file cannot be
@@ -835,6 +838,7 @@ class Org:
         clock: ManualClock | None = None,
         shards: int | None = None,
         path: str | os.PathLike[str] | None = None,
+        expected_sessions: int | None = None,
     ) -> Org: ...
     @property
     def is_durable(self) -> bool:

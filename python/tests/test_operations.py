@@ -566,3 +566,14 @@ def test_org_construction_checks_shards() -> None:
         sw.Org(shards=3)
     assert sw.Org(shards=1).stats().capacity >= 0
     assert "Org(" in repr(sw.Org())
+
+
+def test_expected_sessions_take_their_room_at_construction() -> None:
+    assert sw.Org(shards=4).stats().capacity == 0
+    reserved = sw.Org(shards=4, expected_sessions=10_000)
+    room = reserved.stats().capacity
+    assert room * 7 >= 10_000 * 8
+    with pytest.raises(sw.SettingsError, match="expected_sessions"):
+        sw.Org(expected_sessions=100_000_001)
+    with pytest.raises(OverflowError):
+        sw.Org(expected_sessions=-1)

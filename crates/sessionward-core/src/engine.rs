@@ -272,7 +272,12 @@ pub struct EngineBuilder {
     event_capacity: usize,
     store: Option<StoreSource>,
     activity_flush_interval: Duration,
+    expected_sessions: usize,
 }
+
+/// The most sessions [`EngineBuilder::expected_sessions`] reserves room for: 64 bytes a slot,
+/// about 7.3 GiB of tables.
+pub const MAX_EXPECTED_SESSIONS: usize = 100_000_000;
 
 impl EngineBuilder {
     /// The org settings to start with (default: [`OrgSettings::default`]).
@@ -300,6 +305,32 @@ impl EngineBuilder {
     /// 0 keeps none, for listener-only use). Older events are dropped first.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
+        self
+    }
+
+    /// How many sessions (live ones and tombstones) to make room for when the engine is
+    /// built, 0 ..= [`MAX_EXPECTED_SESSIONS`] (default 0: the tables start empty and grow).
+    ///
+    /// Each shard's table then starts at the size its share needs and never shrinks below
+    /// it, so that up to that many sessions are created without a table ever growing: no
+    /// shard stops its validations to move its records into a larger table (a few hundred
+    /// microseconds for a shard of a 5 M-session engine), and logins do not pay for the moves
+    /// and for faulting in the intermediate sizes. The memory (about 64 bytes × 8/7 per
+    /// expected session, plus the rounding to the next table size) is taken and touched at
+    /// build, like `Vec::with_capacity`'s; beyond the expectation the tables grow as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use sessionward_core::Engine;
+    ///
+    /// let engine = Engine::builder().expected_sessions(100_000).build()?;
+    /// assert!(engine.stats().capacity >= 100_000);
+    /// assert!(Engine::builder().expected_sessions(usize::MAX).build().is_err());
+    /// # Ok::<(), sessionward_core::Error>(())
+    /// ```
+    pub fn expected_sessions(mut self, sessions: usize) -> Self {
+        self.expected_sessions = sessions;
         self
     }
 
@@ -381,6 +412,13 @@ impl EngineBuilder {
                 allowed: "0s..=24h",
             });
         }
+        if self.expected_sessions > MAX_EXPECTED_SESSIONS {
+            return Err(Error::OutOfRange {
+                field: "expected_sessions",
+                value: self.expected_sessions.to_string(),
+                allowed: "0..=100000000",
+            });
+        }
         let store: Option<Arc<dyn SessionStore>> = match self.store {
             None => None,
             Some(StoreSource::Store(store)) => Some(store),
@@ -408,10 +446,19 @@ impl EngineBuilder {
         }
         let policy = directory.validation_policy();
         let slot_pool = SlotPool::new(self.shards);
+        // Selectors pick shards uniformly, so a shard's count is binomial around the even
+        // share: four standard deviations more (6 % at 1 M sessions over 256 shards) keep
+        // every shard within its room but about one in 30,000.
+        let even_share = self.expected_sessions.div_ceil(self.shards);
+        let share = even_share + 4 * (even_share as f64).sqrt().ceil() as usize;
         let shards = (0..self.shards)
             .map(|_| {
+                let mut table = Table::new(Arc::clone(&slot_pool));
+                if even_share > 0 {
+                    table.reserve(share);
+                }
                 Shard::new(ShardState {
-                    table: Table::new(Arc::clone(&slot_pool)),
+                    table,
                     policy: Arc::clone(&policy),
                     next_sweep: 0,
                 })
@@ -681,6 +728,7 @@ impl Engine {
             event_capacity: 10_000,
             store: None,
             activity_flush_interval: DEFAULT_ACTIVITY_FLUSH_INTERVAL,
+            expected_sessions: 0,
         }
     }
 

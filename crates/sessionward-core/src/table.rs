@@ -30,7 +30,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::raw::slots::{class_for, SlotPool, Slots};
+use crate::raw::slots::{capacity_of, class_for, SlotPool, Slots};
 use crate::token::KEY_LEN;
 
 /// Bytes of the session key a record keeps: the selector and a 128-bit SHA-256 prefix.
@@ -312,6 +312,9 @@ pub(crate) fn hash_of(key: &[u8]) -> u64 {
 pub(crate) struct Table {
     slots: Slots,
     len: u32,
+    /// Slots the table keeps whatever it holds (see [`reserve`](Self::reserve)); 0 if none.
+    /// A `u32` beside `len`, so that a shard's lock, table and policy stay in one line.
+    reserved: u32,
     pool: Arc<SlotPool>,
 }
 
@@ -412,6 +415,22 @@ impl Table {
             slots: Slots::empty(),
             len: 0,
             pool,
+            reserved: 0,
+        }
+    }
+
+    /// Makes room for `records` records now, so that inserting up to that many never grows
+    /// the table, and keeps it: a sweep never shrinks the table below it (see
+    /// [`class_to_shrink`](Self::class_to_shrink)). Takes slot memory from the pool, touching
+    /// it: call it before the table is shared, or without a lock others wait on.
+    pub(crate) fn reserve(&mut self, records: usize) {
+        // `class_to_grow` asks for more room when one more record would pass 7/8 load.
+        let class = class_for((records * 8).div_ceil(7) + 1);
+        let capacity = u32::try_from(capacity_of(class)).expect("a shard's room fits 32 bits");
+        self.reserved = self.reserved.max(capacity);
+        if self.slots.len() < self.reserved as usize {
+            let fresh = self.pool.slots(class);
+            drop(self.move_into(fresh));
         }
     }
 
@@ -557,10 +576,13 @@ impl Table {
     }
 
     /// The class a sparse table (below 1/4 load, after a sweep) should shrink to, if any:
-    /// about twice its records, which gives memory back.
+    /// about twice its records, which gives memory back, but never below its reserved room.
     pub(crate) fn class_to_shrink(&self) -> Option<usize> {
-        (self.slots.len() > 64 && self.len() * 4 < self.slots.len())
-            .then(|| class_for(self.len() * 2))
+        if self.slots.len() <= 64 || self.len() * 4 >= self.slots.len() {
+            return None;
+        }
+        let class = class_for((self.len() * 2).max(self.reserved as usize));
+        (capacity_of(class) < self.slots.len()).then_some(class)
     }
 
     /// Moves every record into `fresh` (empty slots from this table's pool, large enough) and

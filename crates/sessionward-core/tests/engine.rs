@@ -1124,3 +1124,75 @@ fn one_session_by_handle_is_shown_while_live_and_never_refreshed() {
         None
     );
 }
+
+/// An engine built for an expected number of sessions takes their room at build: logins up to
+/// it never grow a table, and sweeping them all away does not shrink one below it, where an
+/// engine built without the expectation grows and then gives the memory back.
+#[test]
+fn expected_sessions_reserve_room_that_logins_and_sweeps_keep() {
+    const SESSIONS: usize = 4_000;
+    let clock = ManualClock::new(T0);
+    let build = |expected: usize| {
+        let engine = Engine::builder()
+            .settings(
+                OrgSettings::builder()
+                    .trusted_range("10.0.0.0/8")
+                    .build()
+                    .unwrap(),
+            )
+            .clock(Arc::new(clock.clone()))
+            .shards(8)
+            .tombstone_retention(Duration::ZERO)
+            .expected_sessions(expected)
+            .build()
+            .unwrap();
+        engine
+            .add_profile(Profile::builder("staff").build().unwrap())
+            .unwrap();
+        engine.add_user("ada", "staff").unwrap();
+        engine
+    };
+    let reserved = build(SESSIONS);
+    let unreserved = build(0);
+    let room = reserved.stats().capacity;
+    assert!(
+        room * 7 >= SESSIONS * 8,
+        "{room} slots for {SESSIONS} sessions"
+    );
+    assert_eq!(unreserved.stats().capacity, 0);
+    for engine in [&reserved, &unreserved] {
+        for _ in 0..SESSIONS {
+            let outcome = engine.login(&LoginRequest::new("ada", ip("10.0.0.1")));
+            assert!(outcome.unwrap().issued().is_some());
+        }
+        assert_eq!(engine.stats().records, SESSIONS);
+    }
+    assert_eq!(reserved.stats().capacity, room, "no table grew");
+    let grown = unreserved.stats().capacity;
+    assert!(grown * 7 >= SESSIONS * 8);
+    clock.advance(Duration::from_secs(25 * HOUR));
+    for engine in [&reserved, &unreserved] {
+        assert_eq!(engine.sweep_all().removed, SESSIONS);
+        assert_eq!(engine.stats().records, 0);
+    }
+    assert_eq!(
+        reserved.stats().capacity,
+        room,
+        "no table shrank below its room"
+    );
+    assert!(
+        unreserved.stats().capacity < grown,
+        "the others gave memory back"
+    );
+
+    let too_many = Engine::builder()
+        .expected_sessions(MAX_EXPECTED_SESSIONS + 1)
+        .build();
+    assert!(matches!(
+        too_many,
+        Err(Error::OutOfRange {
+            field: "expected_sessions",
+            ..
+        })
+    ));
+}

@@ -274,13 +274,16 @@ impl PyOrg {
 #[pymethods]
 impl PyOrg {
     #[new]
-    #[pyo3(signature = (settings = None, *, clock = None, shards = None, path = None))]
+    #[pyo3(signature = (
+        settings = None, *, clock = None, shards = None, path = None, expected_sessions = None
+    ))]
     fn new(
         py: Python<'_>,
         settings: Option<&Bound<'_, PyOrgSettings>>,
         clock: Option<&Bound<'_, PyManualClock>>,
         shards: Option<usize>,
         path: Option<std::path::PathBuf>,
+        expected_sessions: Option<usize>,
     ) -> PyResult<Self> {
         let mut builder = Engine::builder();
         if let Some(settings) = settings {
@@ -295,7 +298,11 @@ impl PyOrg {
         if let Some(path) = path {
             builder = builder.path(path);
         }
-        // Opening a durable store reads a file: other threads may run meanwhile.
+        if let Some(sessions) = expected_sessions {
+            builder = builder.expected_sessions(sessions);
+        }
+        // Opening a durable store reads a file, and reserved room is memory to fault in:
+        // other threads may run meanwhile.
         let engine = py.detach(|| builder.build());
         Ok(Self {
             engine: Arc::new(engine.map_err(|err| errors::core_error(py, err))?),
