@@ -112,15 +112,21 @@ pub enum TableStart {
     Reserved,
 }
 
+impl TableStart {
+    /// The `expected_sessions` of an engine that will hold `sessions` sessions.
+    pub fn expected_sessions(self, sessions: usize) -> usize {
+        match self {
+            Self::Empty => 0,
+            Self::Reserved => sessions,
+        }
+    }
+}
+
 /// [`time_creates`] into an engine whose tables start as `tables` says.
 pub fn time_creates_into(sessions: usize, threads: usize, tables: TableStart) -> Duration {
     let clock = ManualClock::new(T0);
     let users = users_for(sessions);
-    let expected = match tables {
-        TableStart::Empty => 0,
-        TableStart::Reserved => sessions,
-    };
-    let engine = empty_engine_for(&clock, users, expected);
+    let engine = empty_engine_for(&clock, users, tables.expected_sessions(sessions));
     let names = user_names(users);
     let start = std::time::Instant::now();
     std::thread::scope(|scope| {
