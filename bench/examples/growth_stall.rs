@@ -123,8 +123,9 @@ fn main() {
                 latencies.len() - latencies.partition_point(|&nanos| nanos <= micros * 1000)
             };
             println!(
-                "  round {index}, {label}: built in {} ms; {:.2} M logins/s, {} over 1 ms, slowest {}; \
-                 {} validations, p50 {}, p99.9 {}, {} over 100 µs, {} over 1 ms, max {}",
+                "  round {index}, {label}: built in {} ms; {:.2} M logins/s, {} over 1 ms, \
+                 slowest {}; {} validations, p50 {}, p99.9 {}, {} over 100 µs, {} over 1 ms, \
+                 max {}",
                 round.build.as_millis(),
                 round.logins_per_second / 1e6,
                 round.slow_logins,

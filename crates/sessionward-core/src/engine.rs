@@ -316,9 +316,10 @@ impl EngineBuilder {
     /// shard stops its validations to move its records into a larger table (about 120 µs for
     /// a shard of a 5 M-session engine), and logins do not pay for the moves and for faulting
     /// in the intermediate sizes (the login that grew a shard of that engine waited ~6 ms for
-    /// its new memory on the project's VM; see `bench/examples/growth_stall.rs`). The memory (about 64 bytes × 8/7 per
-    /// expected session, plus the rounding to the next table size) is taken and touched at
-    /// build, like `Vec::with_capacity`'s; beyond the expectation the tables grow as usual.
+    /// its new memory on the project's VM; see `bench/examples/growth_stall.rs`). The memory
+    /// (about 64 bytes × 8/7 per expected session, plus the rounding to the next table size)
+    /// is taken and touched at build, like `Vec::with_capacity`'s; beyond the expectation the
+    /// tables grow as usual.
     ///
     /// # Examples
     ///
