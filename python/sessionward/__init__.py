@@ -38,6 +38,7 @@ from sessionward._logging import RedactTokens
 from sessionward._native import (
     CHECK_CODES,
     MAX_PAGE_SIZE,
+    MAX_REMEMBERED_DEVICES,
     TOKEN_LEN,
     TOKEN_PREFIX,
     AccessGrant,
@@ -125,6 +126,7 @@ LoginOutcome = Issued | ChallengeRequired | StepUpRequired | Denied
 __all__ = [
     "CHECK_CODES",
     "MAX_PAGE_SIZE",
+    "MAX_REMEMBERED_DEVICES",
     "TOKEN_LEN",
     "TOKEN_PREFIX",
     "AccessGrant",

@@ -30,6 +30,7 @@ __all__ = [
     "Issued",
     "LoginMethod",
     "MAX_PAGE_SIZE",
+    "MAX_REMEMBERED_DEVICES",
     "MalformedToken",
     "ManualClock",
     "OAuthError",
@@ -71,6 +72,9 @@ TOKEN_LEN: Final[int]
 
 MAX_PAGE_SIZE: Final[int]
 """Largest `limit` of `Org.sessions`: 10,000."""
+
+MAX_REMEMBERED_DEVICES: Final[int]
+"""Most devices remembered per user (32): remembering one more forgets the oldest."""
 
 CHECK_CODES: Final[Mapping[int, str]]
 """The codes `Org.check_many` reports, one byte per token, mapped to the `SessionError.code` of
@@ -898,7 +902,9 @@ class Org:
         self, challenge: str, remember_device: bool = False
     ) -> Issued | ChallengeRequired | StepUpRequired | Denied:
         """Completes a challenge after the app verified the user: `Issued`, or
-        `Denied(DenyReason.CHALLENGE_INVALID)` if it is unknown, used or expired."""
+        `Denied(DenyReason.CHALLENGE_INVALID)` if it is unknown, used or expired. With
+        `remember_device`, the login's device is not challenged again (at most
+        `MAX_REMEMBERED_DEVICES` per user; remembering one more forgets the oldest)."""
     def validate(
         self,
         token: str,

@@ -91,6 +91,25 @@ def test_challenge_then_complete_and_remembered_device(org: TrackedOrg) -> None:
     assert isinstance(org.login("ada", HOME, method=sw.LoginMethod.PASSKEY), sw.Issued)
 
 
+def test_remembered_devices_are_capped_oldest_first(org: TrackedOrg) -> None:
+    def remember(device: str) -> None:
+        challenged = org.login("ada", HOME, device=device)
+        assert isinstance(challenged, sw.ChallengeRequired)
+        issued = org.complete_challenge(challenged.challenge, remember_device=True)
+        assert isinstance(issued, sw.Issued)
+
+    def remembered(device: str) -> bool:
+        return isinstance(org.login("ada", HOME, device=device), sw.Issued)
+
+    devices = [f"device-{n}" for n in range(sw.MAX_REMEMBERED_DEVICES + 1)]
+    assert sw.MAX_REMEMBERED_DEVICES == 32
+    for device in devices[:-1]:
+        remember(device)
+    remember(devices[-1])
+    assert not remembered(devices[0])
+    assert all(remembered(device) for device in devices[1:])
+
+
 def test_challenge_expires(org: TrackedOrg, clock: sw.ManualClock) -> None:
     challenged = org.login("ada", HOME)
     assert isinstance(challenged, sw.ChallengeRequired)

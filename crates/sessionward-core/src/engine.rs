@@ -71,6 +71,10 @@ pub(crate) const BATCH_GROUP: usize = 4;
 pub const CHALLENGE_LIFETIME: Duration = Duration::from_secs(10 * 60);
 /// Most challenges pending at once; past it the oldest are dropped.
 const MAX_PENDING_CHALLENGES: usize = 100_000;
+/// Most devices remembered per user (see [`Engine::complete_challenge`]); remembering one more
+/// forgets the one remembered longest ago, so that a user's list stays small whatever an app
+/// sends as device ids.
+pub const MAX_REMEMBERED_DEVICES: usize = 32;
 /// How often (simulated or real seconds) a shard sweeps itself while inserting.
 const OPPORTUNISTIC_SWEEP_INTERVAL: u32 = 60;
 /// Largest page of a session listing.
@@ -181,8 +185,9 @@ struct UserSessions {
     handles: Vec<u64>,
     /// Length after the last prune; the list is pruned again when it doubles.
     pruned_len: usize,
-    /// SHA-256 of device ids that completed a challenge ("activated browsers").
-    devices: HashSet<[u8; 32]>,
+    /// SHA-256 of device ids that completed a challenge ("activated browsers"), oldest
+    /// first, at most [`MAX_REMEMBERED_DEVICES`]: a short list scanned in place.
+    devices: Vec<[u8; 32]>,
 }
 
 impl UserSessions {
@@ -193,6 +198,16 @@ impl UserSessions {
             self.handles.reserve_exact(self.handles.len() / 4 + 4);
         }
         self.handles.push(handle);
+    }
+
+    /// Remembers `device` as the newest, forgetting the oldest beyond
+    /// [`MAX_REMEMBERED_DEVICES`].
+    fn remember_device(&mut self, device: [u8; 32]) {
+        self.devices.retain(|known| *known != device);
+        if self.devices.len() == MAX_REMEMBERED_DEVICES {
+            self.devices.remove(0);
+        }
+        self.devices.push(device);
     }
 }
 
@@ -1192,7 +1207,8 @@ impl Engine {
 
     /// Completes a challenge after the app verified the user out of band. With
     /// `remember_device`, the device id given at login is remembered for the user and not
-    /// challenged again. A challenge works once, within [`CHALLENGE_LIFETIME`].
+    /// challenged again (up to [`MAX_REMEMBERED_DEVICES`] per user, the oldest forgotten
+    /// first). A challenge works once, within [`CHALLENGE_LIFETIME`].
     ///
     /// The profile's login ranges and required level are checked again (the profile may have
     /// changed meanwhile): a UI login whose method no longer meets the level gets
@@ -1233,7 +1249,7 @@ impl Engine {
         }
         if remember_device {
             if let Some(device) = pending.device {
-                context.sessions.lock().devices.insert(device);
+                context.sessions.lock().remember_device(device);
             }
         }
         let terms = SessionTerms {

@@ -192,7 +192,7 @@ pub struct ReadmeDoctests;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use engine::{
     Engine, EngineBuilder, SweepStats, TableStats, CHALLENGE_LIFETIME,
-    DEFAULT_ACTIVITY_FLUSH_INTERVAL, MAX_EXPECTED_SESSIONS, MAX_PAGE_SIZE,
+    DEFAULT_ACTIVITY_FLUSH_INTERVAL, MAX_EXPECTED_SESSIONS, MAX_PAGE_SIZE, MAX_REMEMBERED_DEVICES,
 };
 pub use error::Error;
 pub use events::{Event, EventKind, EventListener};

@@ -154,6 +154,51 @@ fn untrusted_standard_login_is_challenged_and_a_remembered_device_is_not() {
     ));
 }
 
+/// A user's remembered devices are capped: remembering one more forgets the one remembered
+/// longest ago, and remembering a known device again makes it the newest.
+#[test]
+fn remembered_devices_are_capped_oldest_first() {
+    let org = Org::default();
+    fn from(device: &str) -> LoginRequest<'_> {
+        LoginRequest::new("ada", ip("203.0.113.5")).device(device)
+    }
+    let remember = |device: &str| {
+        let LoginOutcome::ChallengeRequired(challenge) = org.engine.login(&from(device)).unwrap()
+        else {
+            panic!("{device} should be challenged");
+        };
+        let outcome = org
+            .engine
+            .complete_challenge(challenge.secret.expose_secret(), true)
+            .unwrap();
+        assert!(outcome.issued().is_some());
+    };
+    let remembered = |device: &str| {
+        matches!(
+            org.engine.login(&from(device)).unwrap(),
+            LoginOutcome::Issued(_)
+        )
+    };
+    let names: Vec<String> = (0..=MAX_REMEMBERED_DEVICES)
+        .map(|n| format!("device-{n}"))
+        .collect();
+    for name in &names[..MAX_REMEMBERED_DEVICES] {
+        remember(name);
+    }
+    assert!(names[..MAX_REMEMBERED_DEVICES]
+        .iter()
+        .all(|name| remembered(name)));
+    // One more: device-0, the oldest, is forgotten.
+    remember(&names[MAX_REMEMBERED_DEVICES]);
+    assert!(!remembered(&names[0]), "the oldest is forgotten");
+    assert!(names[1..].iter().all(|name| remembered(name)));
+    // Remembering device-0 again forgets device-1, now the oldest.
+    remember(&names[0]);
+    assert!(remembered(&names[0]));
+    assert!(!remembered(&names[1]));
+    assert!(names[2..].iter().all(|name| remembered(name)));
+}
+
 #[test]
 fn challenges_expire() {
     let org = Org::default();

@@ -52,6 +52,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TOKEN_PREFIX", sessionward_core::TOKEN_PREFIX)?;
     m.add("TOKEN_LEN", sessionward_core::TOKEN_LEN)?;
     m.add("MAX_PAGE_SIZE", sessionward_core::MAX_PAGE_SIZE)?;
+    m.add(
+        "MAX_REMEMBERED_DEVICES",
+        sessionward_core::MAX_REMEMBERED_DEVICES,
+    )?;
     m.add("CHECK_CODES", errors::check_codes(m.py())?)?;
     m.add_function(wrap_pyfunction!(redact_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(is_well_formed, m)?)?;
