@@ -26,22 +26,19 @@ fn main() {
         "{sessions} logins into a fresh memory-only engine, {rounds} rounds ({} cores)",
         thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let starts = [
-        ("tables start empty", TableStart::Empty),
-        ("room reserved at build", TableStart::Reserved),
-    ];
     for threads in [1, 2] {
         let mut rates = [Vec::new(), Vec::new()];
         for _ in 0..rounds.max(1) {
-            for (rates, &(_, tables)) in rates.iter_mut().zip(&starts) {
+            for (rates, tables) in rates.iter_mut().zip(TableStart::BOTH) {
                 let elapsed = time_creates_into(sessions, threads, tables);
                 rates.push(sessions as f64 / elapsed.as_secs_f64());
             }
         }
-        for (rates, (label, _)) in rates.iter_mut().zip(starts) {
+        for (rates, tables) in rates.iter_mut().zip(TableStart::BOTH) {
             rates.sort_by(f64::total_cmp);
             println!(
-                "  {threads} thread(s), {label:22}: median {:.2} M/s, best {:.2} M/s{}",
+                "  {threads} thread(s), {:22}: median {:.2} M/s, best {:.2} M/s{}",
+                tables.label(),
                 rates[rates.len() / 2] / 1e6,
                 rates[rates.len() - 1] / 1e6,
                 if threads == 2 {

@@ -64,19 +64,8 @@ impl Window {
     }
 }
 
-fn micros(nanos: u32) -> String {
-    format!("{:.1} µs", f64::from(nanos) / 1000.0)
-}
-
 /// Validates from `stream` until told to stop, timing each validation; returns the latencies
 /// of the control and sweep windows.
-/// An empty vector whose capacity is already backed by memory.
-fn prefaulted(capacity: usize) -> Vec<u32> {
-    let mut latencies = vec![1_u32; capacity];
-    latencies.clear();
-    latencies
-}
-
 fn validate_loop(
     phase: &AtomicU8,
     stream: &TokenStream,

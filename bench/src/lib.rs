@@ -113,6 +113,17 @@ pub enum TableStart {
 }
 
 impl TableStart {
+    /// Both, in the order the examples alternate them.
+    pub const BOTH: [Self; 2] = [Self::Empty, Self::Reserved];
+
+    /// How the reports name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Empty => "tables start empty",
+            Self::Reserved => "room reserved at build",
+        }
+    }
+
     /// The `expected_sessions` of an engine that will hold `sessions` sessions.
     pub fn expected_sessions(self, sessions: usize) -> usize {
         match self {
@@ -1082,6 +1093,19 @@ pub fn size_label(sessions: usize) -> String {
     } else {
         sessions.to_string()
     }
+}
+
+/// Nanoseconds as microseconds with one decimal, for the latency reports.
+pub fn micros(nanos: u32) -> String {
+    format!("{:.1} µs", f64::from(nanos) / 1000.0)
+}
+
+/// An empty vector for latencies whose capacity is already backed by memory, so that pushing
+/// into it while timing faults no page in.
+pub fn prefaulted(capacity: usize) -> Vec<u32> {
+    let mut latencies = vec![1_u32; capacity];
+    latencies.clear();
+    latencies
 }
 
 /// Percentile `p` (0..=100) of sorted `values` (nearest rank); 0 when empty.
