@@ -176,28 +176,61 @@ struct UserEntry {
 }
 
 /// A user's own session bookkeeping, behind the user's mutex.
-#[derive(Default)]
 struct UserSessions {
     /// Set when the user is deleted, so a login racing the deletion issues nothing.
     removed: bool,
     /// Handles of sessions issued to the user, oldest first; may hold ended or expired ones
     /// until the next prune.
     handles: Vec<u64>,
-    /// Length after the last prune; the list is pruned again when it doubles.
+    /// Length after the last prune; the list is pruned again when it doubles (see
+    /// [`wants_prune`](Self::wants_prune)).
     pruned_len: usize,
+    /// No session in `handles` can expire before this second (`u32::MAX` for none): the
+    /// least of their deadlines as last seen, a lower bound that activity only raises.
+    first_expiry: u32,
     /// SHA-256 of device ids that completed a challenge ("activated browsers"), oldest
     /// first, at most [`MAX_REMEMBERED_DEVICES`]: a short list scanned in place.
     devices: Vec<[u8; 32]>,
 }
 
+impl Default for UserSessions {
+    fn default() -> Self {
+        Self {
+            removed: false,
+            handles: Vec::new(),
+            pruned_len: 0,
+            first_expiry: u32::MAX,
+            devices: Vec::new(),
+        }
+    }
+}
+
 impl UserSessions {
-    /// Records a new session's handle. Grows the list by a quarter rather than doubling it:
-    /// across millions of users the slack of doubling would cost ~2 bytes per session.
-    fn push_handle(&mut self, handle: u64) {
+    /// Records a new session's handle; `valid_until` is when the session expires unless it
+    /// is used. Grows the list by a quarter rather than doubling it: across millions of users
+    /// the slack of doubling would cost ~2 bytes per session.
+    fn push_handle(&mut self, handle: u64, valid_until: u64) {
         if self.handles.len() == self.handles.capacity() {
             self.handles.reserve_exact(self.handles.len() / 4 + 4);
         }
         self.handles.push(handle);
+        self.first_expiry = self.first_expiry.min(clamp_u32(valid_until));
+    }
+
+    /// Whether a login at `now` should drop the list's ended and expired handles first.
+    ///
+    /// Under a session cap, always: the cap counts live sessions exactly. Otherwise pruning
+    /// only bounds the list's memory, so it waits until the list has doubled since the last
+    /// prune (each handle is then checked about twice over its life, whatever the list's
+    /// length) *and* one of its sessions may have expired. Until then every handle is of a
+    /// live session or of one ended by a logout or an admin, and checking them all (a table
+    /// lookup each, a random memory access) would find too few to drop to be worth it: a
+    /// burst of logins (a morning's sign-ins, the `create` benchmarks) did it for nothing,
+    /// 6-9 % of a login (`--example create_throughput`, one process). The handles of ended
+    /// sessions linger at most until the first idle timeout, 8 bytes each, beside the ended
+    /// session's own record, which the table keeps for the tombstone retention anyway.
+    fn wants_prune(&self, capped: bool, now: u32) -> bool {
+        capped || (self.handles.len() >= 2 * self.pruned_len.max(8) && now >= self.first_expiry)
     }
 
     /// Remembers `device` as the newest, forgetting the oldest beyond
@@ -879,13 +912,13 @@ impl Engine {
                     .last_seen
                     .store(session.last_activity, Ordering::Relaxed),
             }
-            let live = session.ended.is_none()
-                && now < record.valid_until(record.last_seen.load(Ordering::Relaxed));
+            let valid_until = record.valid_until(record.last_seen.load(Ordering::Relaxed));
+            let live = session.ended.is_none() && now < valid_until;
             let hash = record.hash();
             let shard = &self.shards[(hash & self.shard_mask) as usize];
             if shard.write().table.insert(record).is_ok() && live {
                 if let Some(Some(user)) = directory.users.get(session.user as usize) {
-                    user.sessions.lock().push_handle(hash);
+                    user.sessions.lock().push_handle(hash, valid_until);
                 }
             }
         }
@@ -1396,7 +1429,7 @@ impl Engine {
         let durable = self.store.is_some();
         let mut cap_ended = Vec::new();
         let cap = policy.cap;
-        if cap.is_some() || sessions.handles.len() >= 2 * sessions.pruned_len.max(8) {
+        if sessions.wants_prune(cap.is_some(), now) {
             self.prune(&mut sessions, now);
         }
         if let Some(cap) = cap {
@@ -1465,7 +1498,7 @@ impl Engine {
                 drop(shard);
                 drop((grown_out_of, shrunk_out_of));
             }
-            sessions.push_handle(hash);
+            sessions.push_handle(hash, info.valid_until);
             drop(sessions);
             self.emit_expired(now, swept);
             if durable {
@@ -1577,24 +1610,28 @@ impl Engine {
         let prefetch = |hash: u64| self.shard(hash).slots_hint.prefetch(hash);
         handles.iter().take(AHEAD).copied().for_each(prefetch);
         let mut kept = 0;
+        let mut first_expiry = u64::MAX;
         for index in 0..handles.len() {
             if let Some(&ahead) = handles.get(index + AHEAD) {
                 prefetch(ahead);
             }
             let hash = handles[index];
             let shard = self.shard(hash).state.read();
-            let live = shard
+            let live_until = shard
                 .table
                 .find_hash(hash)
-                .is_some_and(|record| record.is_live(u64::from(now)));
+                .filter(|record| record.is_live(u64::from(now)))
+                .map(|record| record.valid_until(record.last_seen.load(Ordering::Relaxed)));
             drop(shard);
-            if live {
+            if let Some(live_until) = live_until {
                 handles[kept] = hash;
                 kept += 1;
+                first_expiry = first_expiry.min(live_until);
             }
         }
         handles.truncate(kept);
         sessions.pruned_len = kept;
+        sessions.first_expiry = clamp_u32(first_expiry);
     }
 
     // ----- validation -------------------------------------------------------------------------
@@ -2066,6 +2103,7 @@ impl Engine {
         let user: Option<Arc<str>> = user.map(Into::into);
         let handles = std::mem::take(&mut sessions.handles);
         sessions.pruned_len = 0;
+        sessions.first_expiry = u32::MAX;
         handles
             .into_iter()
             .filter(|&hash| self.end_hash(hash, reason, now, user.as_ref()))
@@ -2518,4 +2556,109 @@ struct LoginPolicy {
     lock_to_ip: bool,
     relogin_on_browser_close: bool,
     cap: Option<crate::SessionCap>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    const T0: u64 = 1_700_000_000;
+    const MINUTE: u64 = 60;
+
+    /// An engine with a 15-minute inactivity timeout and user `ada`.
+    fn engine_on(clock: &ManualClock) -> Engine {
+        let engine = Engine::builder()
+            .settings(
+                OrgSettings::builder()
+                    .trusted_range("10.0.0.0/8")
+                    .inactivity_timeout(Duration::from_secs(15 * MINUTE))
+                    .build()
+                    .unwrap(),
+            )
+            .clock(Arc::new(clock.clone()))
+            .shards(4)
+            .build()
+            .unwrap();
+        engine
+            .add_profile(Profile::builder("staff").build().unwrap())
+            .unwrap();
+        engine.add_user("ada", "staff").unwrap();
+        engine
+    }
+
+    fn log_in(engine: &Engine) -> Token {
+        let request = LoginRequest::new("ada", "10.0.0.1".parse().unwrap());
+        engine.login(&request).unwrap().issued().unwrap().token
+    }
+
+    /// How many handles `ada`'s list holds, ended and expired ones included.
+    fn listed(engine: &Engine) -> usize {
+        let directory = engine.directory.read();
+        let sessions = directory.user("ada").unwrap().sessions.lock();
+        sessions.handles.len()
+    }
+
+    #[test]
+    fn lists_are_pruned_once_a_session_may_have_expired_not_before() {
+        let clock = ManualClock::new(T0);
+        let engine = engine_on(&clock);
+        // 16 sessions; at minute 14 all are used and half end.
+        let tokens: Vec<Token> = (0..16).map(|_| log_in(&engine)).collect();
+        clock.advance(Duration::from_secs(14 * MINUTE));
+        let office = "10.0.0.1".parse().unwrap();
+        for token in &tokens {
+            assert!(engine
+                .validate(token.expose_secret(), office, Requirement::Any)
+                .is_ok());
+        }
+        for token in &tokens[..8] {
+            engine.logout(token.expose_secret()).unwrap();
+        }
+        // Minute 16: the first logins' idle deadline (minute 15) has passed, so the login
+        // checks the 16 handles, keeps the 8 live ones (used at minute 14: live until 29).
+        clock.advance(Duration::from_secs(2 * MINUTE));
+        log_in(&engine);
+        assert_eq!(listed(&engine), 9);
+        // Minute 17: 16 logins and logouts. The list passes twice its pruned length, but no
+        // listed session can expire before minute 29, so the ended handles stay listed.
+        clock.advance(Duration::from_secs(MINUTE));
+        for _ in 0..16 {
+            let token = log_in(&engine);
+            engine.logout(token.expose_secret()).unwrap();
+        }
+        assert_eq!(listed(&engine), 25);
+        // Minute 30: the 8 sessions used at minute 14 expired, the 16 ended; the one from
+        // minute 16 is live until 31. The next login drops the rest.
+        clock.advance(Duration::from_secs(13 * MINUTE));
+        log_in(&engine);
+        assert_eq!(listed(&engine), 2);
+    }
+
+    #[test]
+    fn capped_lists_are_pruned_at_every_login() {
+        let clock = ManualClock::new(T0);
+        let engine = engine_on(&clock);
+        engine
+            .update_profile(
+                Profile::builder("staff")
+                    .session_cap(2, CapAction::RefuseNew)
+                    .build()
+                    .unwrap(),
+            )
+            .unwrap();
+        // Logging out makes room at once: the cap counts live sessions, never ended ones.
+        for _ in 0..20 {
+            let token = log_in(&engine);
+            engine.logout(token.expose_secret()).unwrap();
+        }
+        log_in(&engine);
+        log_in(&engine);
+        assert_eq!(listed(&engine), 2);
+        let request = LoginRequest::new("ada", "10.0.0.1".parse().unwrap());
+        assert!(matches!(
+            engine.login(&request),
+            Ok(LoginOutcome::Denied(DenyReason::SessionCap))
+        ));
+    }
 }
