@@ -186,7 +186,8 @@ struct UserSessions {
     /// [`wants_prune`](Self::wants_prune)).
     pruned_len: usize,
     /// No session in `handles` can expire before this second (`u32::MAX` for none): the
-    /// least of their deadlines as last seen, a lower bound that activity only raises.
+    /// least of their deadlines when last computed, which stays a lower bound because
+    /// activity only moves a deadline later.
     first_expiry: u32,
     /// SHA-256 of device ids that completed a challenge ("activated browsers"), oldest
     /// first, at most [`MAX_REMEMBERED_DEVICES`]: a short list scanned in place.
@@ -226,7 +227,8 @@ impl UserSessions {
     /// live session or of one ended by a logout or an admin, and checking them all (a table
     /// lookup each, a random memory access) would find too few to drop to be worth it: a
     /// burst of logins (a morning's sign-ins, the `create` benchmarks) did it for nothing,
-    /// 6-9 % of a login (`--example create_throughput`, one process). The handles of ended
+    /// 1-10 % of a login (1 M logins, pruning on and off alternating in one process,
+    /// see the README's "Pruning after a burst"). The handles of ended
     /// sessions linger at most until the first idle timeout, 8 bytes each, beside the ended
     /// session's own record, which the table keeps for the tombstone retention anyway.
     fn wants_prune(&self, capped: bool, now: u32) -> bool {

@@ -79,7 +79,7 @@ impl Token {
     /// The secret is drawn as 43 independent, uniform base62 digits (62^43 > 2^256 equally
     /// likely secrets) straight from random bytes: a byte below 248 (4 × 62) gives the digit
     /// `byte % 62`, and the 3 % of bytes above are skipped. Converting a 256-bit number to
-    /// base62 instead took 72 long divisions, a sixth of a login. See [`secret_digits`] for
+    /// base62 instead took 72 long divisions, a sixth of a login. See [`SecretDigits`] for
     /// how the digits are made.
     pub(crate) fn generate() -> Result<Self, Error> {
         Self::generate_with(random_u64()?, |drawn| drawn).map(|(token, _)| token)
