@@ -1702,6 +1702,27 @@ impl Engine {
         Some(selector)
     }
 
+    /// [`check_and_prefetch`](Self::check_and_prefetch) for a batch, which checks the whole
+    /// token before it requests any line: a batch requests a group's lines a group ahead of
+    /// its lookups, so the check's few nanoseconds delay nothing, while a malformed token's
+    /// two lines, requested and never read, took memory bandwidth and miss buffers from the
+    /// tokens around it. Measured in one process, alternating (1 M sessions, batches of 64,
+    /// brief answers): malformed tokens 19.67 -> 27.73 M/s on one thread and 39.25 -> 54.52
+    /// on two, well-formed ones 10.74 -> 10.98 and 20.70 -> 20.98 (medians of 10). A single
+    /// call keeps the other order: there the check overlaps with the line's miss, and
+    /// checking first cost hits 30 % (7.42 -> 5.27 M/s on one thread).
+    #[inline(always)]
+    fn check_then_prefetch(&self, token: &str) -> Option<u64> {
+        let selector = selector_of(token)?;
+        if !rest_is_well_formed(token) {
+            return None;
+        }
+        let shard = self.shard(selector);
+        shard.slots_hint.prefetch(selector);
+        crate::raw::prefetch::prefetch_write(std::ptr::from_ref(&shard.state) as usize);
+        Some(selector)
+    }
+
     /// Validates many tokens at once (for gateways and bindings): `results[i]` is what
     /// [`validate`](Self::validate) would return for `tokens[i]` from `ips[i]` (or from `ips[0]`
     /// when one address is given for all). A well-formed token with no address (`ips` empty, or
@@ -1710,11 +1731,11 @@ impl Engine {
     /// request's address. Reads the clock once.
     ///
     /// A software pipeline over groups of four tokens: the next group is checked
-    /// (shape and checksum, once per token) and the lines of its lookups (each token's two
-    /// slots and its shard's lock) are put on their way before this group is hashed and looked
-    /// up, so the cache misses overlap with the hashing instead of following it. Within a
-    /// group, well-formed neighbours are hashed in pairs, their compressions interleaved (see
-    /// `raw::sha256`).
+    /// (shape and checksum, once per token) and the lines of its well-formed tokens' lookups
+    /// (each one's two slots and its shard's lock) are put on their way before this group is
+    /// hashed and looked up, so the cache misses overlap with the hashing instead of following
+    /// it. Within a group, well-formed neighbours are hashed in pairs, their compressions
+    /// interleaved (see `raw::sha256`).
     ///
     /// Locking: per token, one shard read lock for the lookup (prefetching takes none).
     ///
@@ -1794,7 +1815,7 @@ impl Engine {
         let check_group = |group: &[S]| {
             let mut selectors = [None; BATCH_GROUP];
             for (selector, token) in selectors.iter_mut().zip(group) {
-                *selector = self.check_and_prefetch(token.as_ref());
+                *selector = self.check_then_prefetch(token.as_ref());
             }
             selectors
         };
