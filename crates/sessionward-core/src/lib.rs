@@ -98,8 +98,8 @@
 //! home and a third or more beyond the next slot; filled this way, nine in ten sit at home
 //! and all but a few in a thousand within the next slot, through every growth (a capacity 1.5x
 //! the last maps each old slot to one or two new ones, so records at home mostly stay
-//! there). The secret, which is the token's strength, is drawn after the choice and
-//! independently of it. [`TableStats::at_home`] counts them.
+//! there). The secret, which is the token's strength, is drawn independently of the
+//! choice. [`TableStats::at_home`] counts them.
 //!
 //! **What the hot path touches.** A token is `swd_` + a 64-bit selector + a 256-bit secret + a
 //! CRC32. [`Engine::validate`]:
@@ -132,12 +132,14 @@
 //! sessions (the README's "Always inlined").
 //!
 //! One lock word, one or two record lines, no allocation, no global state.
-//! [`Engine::validate_many`] is a software pipeline over groups of four tokens: it does step
-//! 1 (and the lock line's prefetch) for the next group before steps 2-3 for this one, so the
-//! misses of the next tokens overlap with the hashing of these, and it hashes its tokens two
-//! at a time with the two SHA-256 compressions' rounds interleaved: a compression is a chain
-//! of dependent round instructions, which the core does not overlap with the next token's
-//! across a lookup, and two chains written side by side run in parallel. A batch is
+//! [`Engine::validate_many`] is a software pipeline over groups of four tokens: it checks
+//! the next group's tokens (shape and CRC32) and requests their lines (step 1's and the lock
+//! line) before steps 2-3 for this one, so the misses of the next tokens overlap with the
+//! hashing of these; checking before requesting costs a group ahead nothing, and a malformed
+//! token then requests no line at all. It hashes its tokens two at a time with the two
+//! SHA-256 compressions' rounds interleaved: a compression is a chain of dependent round
+//! instructions, which the core does not overlap with the next token's across a lookup, and
+//! two chains written side by side run in parallel. A batch is
 //! compute-bound once its misses overlap (at 1 M sessions it runs within a tenth of its speed
 //! in cache), so what it builds per token counts: [`Engine::validate_many_brief`] answers each
 //! acceptance with a 16-byte [`SessionBrief`] instead of a whole [`SessionInfo`], through the
