@@ -353,6 +353,11 @@ impl EngineBuilder {
     }
     /// How many events the engine buffers for [`Engine::drain_events`] (default 10,000;
     /// 0 keeps none, for listener-only use). Older events are dropped first.
+    ///
+    /// Each core's share of the buffer holds up to this many (threads emit into their own
+    /// share, so that concurrent logins do not queue at one lock): until drained, memory is
+    /// up to one such buffer per core emitting, about 80 bytes an event; a drain returns the
+    /// most recent `capacity` of them all.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self
@@ -2400,12 +2405,16 @@ impl Engine {
 
     // ----- events -------------------------------------------------------------------------------
 
-    /// Takes the buffered events, oldest first.
+    /// Takes the buffered events, oldest first: the most recent
+    /// [`event_capacity`](EngineBuilder::event_capacity) of them. Events of one thread come in
+    /// the order it emitted them, and an event that happened after another (a session ended by
+    /// a thread that was handed its token after the login) comes after it.
     pub fn drain_events(&self) -> Vec<Event> {
         self.events.drain()
     }
 
-    /// How many events were dropped because the buffer was full.
+    /// How many events were dropped because the buffer was full (counted when a thread's
+    /// share overflows, or when a drain finds more than the capacity).
     pub fn dropped_events(&self) -> u64 {
         self.events.dropped()
     }
