@@ -336,11 +336,17 @@ pub(crate) struct SlotsHint {
 }
 
 impl SlotsHint {
-    /// Records where `table`'s slots are now.
+    /// Records where `table`'s slots are now. Called as every write lock is released, so it
+    /// writes only when they moved: a store, even of the same value, would take the line from
+    /// every core that reads it.
     pub(crate) fn publish(&self, table: &Table) {
-        self.base
-            .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
-        self.capacity.store(table.slots.len(), Ordering::Relaxed);
+        let (base, capacity) = (table.slots.as_ptr() as usize, table.slots.len());
+        if self.base.load(Ordering::Relaxed) != base
+            || self.capacity.load(Ordering::Relaxed) != capacity
+        {
+            self.base.store(base, Ordering::Relaxed);
+            self.capacity.store(capacity, Ordering::Relaxed);
+        }
     }
 
     /// Starts loading the lines a lookup of `hash` reads into the cache: the home slot's and
