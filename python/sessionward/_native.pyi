@@ -904,7 +904,8 @@ class Org:
         """Completes a challenge after the app verified the user: `Issued`, or
         `Denied(DenyReason.CHALLENGE_INVALID)` if it is unknown, used or expired. With
         `remember_device`, the login's device is not challenged again (at most
-        `MAX_REMEMBERED_DEVICES` per user; remembering one more forgets the oldest)."""
+        `MAX_REMEMBERED_DEVICES` per user; remembering one more forgets the oldest; an
+        engine with a `path` keeps them across restarts, as digests)."""
     def validate(
         self,
         token: str,

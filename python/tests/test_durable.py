@@ -72,3 +72,21 @@ def test_oauth_clients_and_grants_survive_a_restart(tmp_path: pathlib.Path, cloc
     with pytest.raises(sw.OAuthError) as refused:
         again.authorize_access_token(token, "10.0.0.9", "orders.write")
     assert refused.value.code == "insufficient_scope"
+
+
+def test_remembered_devices_survive_a_restart(tmp_path: pathlib.Path, clock: sw.ManualClock) -> None:
+    path = tmp_path / "sessions.redb"
+    outside = "203.0.113.5"
+    org = open_org(path, clock)
+    org.add_profile(sw.Profile("staff"))
+    org.add_user("ada", "staff")
+    challenged = org.login("ada", outside, device="laptop-1")
+    assert isinstance(challenged, sw.ChallengeRequired)
+    assert isinstance(org.complete_challenge(challenged.challenge, remember_device=True), sw.Issued)
+    assert org.store_error() is None
+    del org
+    gc.collect()
+    again = open_org(path, clock)
+    assert isinstance(again.login("ada", outside, device="laptop-1"), sw.Issued)
+    assert isinstance(again.login("ada", outside, device="phone"), sw.ChallengeRequired)
+    assert b"laptop-1" not in path.read_bytes()

@@ -583,6 +583,13 @@ fn restore_directory(directory: &mut Directory, state: &StoredState) {
             profile.users += 1;
         }
     }
+    for (key, devices) in &state.remembered_devices {
+        // A removed user's list may outlive it in a store; keys are never reused.
+        if let Some(Some(entry)) = directory.users.get(*key as usize) {
+            let kept = devices.len().saturating_sub(MAX_REMEMBERED_DEVICES);
+            entry.sessions.lock().devices = devices[kept..].to_vec();
+        }
+    }
 }
 
 /// The write-behind of last activity: a thread that walks the table every interval and
@@ -1248,7 +1255,8 @@ impl Engine {
     /// Completes a challenge after the app verified the user out of band. With
     /// `remember_device`, the device id given at login is remembered for the user and not
     /// challenged again (up to [`MAX_REMEMBERED_DEVICES`] per user, the oldest forgotten
-    /// first). A challenge works once, within [`CHALLENGE_LIFETIME`].
+    /// first; a durable engine keeps them across restarts, as digests). A challenge works
+    /// once, within [`CHALLENGE_LIFETIME`].
     ///
     /// The profile's login ranges and required level are checked again (the profile may have
     /// changed meanwhile): a UI login whose method no longer meets the level gets
@@ -1289,7 +1297,7 @@ impl Engine {
         }
         if remember_device {
             if let Some(device) = pending.device {
-                context.sessions.lock().remember_device(device);
+                self.remember_device(&context, device);
             }
         }
         let terms = SessionTerms {
@@ -1298,6 +1306,22 @@ impl Engine {
             level,
         };
         self.issue(now, context, pending.ip, terms, self.start_draw()?)
+    }
+
+    /// Remembers `device` for the context's user. A durable engine commits the user's whole
+    /// list (a failure is kept for [`store_error`](Self::store_error); the device is
+    /// remembered until the engine stops all the same) while holding the user's lock, so that
+    /// two remembers of one user reach the store in the order they were made, and none after
+    /// the user's removal (which marks the list under that lock before it commits).
+    fn remember_device(&self, context: &LoginContext, device: [u8; 32]) {
+        let mut sessions = context.sessions.lock();
+        sessions.remember_device(device);
+        if self.store.is_some() && !sessions.removed {
+            self.persist_or_note(vec![StoreChange::DevicesRemembered {
+                user: context.user_key,
+                devices: sessions.devices.clone(),
+            }]);
+        }
     }
 
     /// What a login of `user` from `ip` with `method` needs from the directory, read under

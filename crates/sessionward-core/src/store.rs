@@ -202,6 +202,17 @@ pub enum StoreChange {
     /// An access token was granted. A store keeps the grant while it keeps the session, and
     /// may drop it with the session's other entries (`Forget`, pruning).
     Granted(StoredGrant),
+    /// A user's remembered devices changed (see
+    /// [`Engine::complete_challenge`](crate::Engine::complete_challenge)): the whole list,
+    /// oldest first, replacing the stored one. Each is the SHA-256 of a device id, never the
+    /// id. A store drops the list with the user (`UserRemoved`).
+    DevicesRemembered {
+        /// The user's key.
+        user: u32,
+        /// SHA-256 of each remembered device id, oldest first, at most
+        /// [`MAX_REMEMBERED_DEVICES`](crate::MAX_REMEMBERED_DEVICES).
+        devices: Vec<[u8; 32]>,
+    },
 }
 
 /// What an engine starts from: the directory and every session a store still holds.
@@ -223,6 +234,9 @@ pub struct StoredState {
     pub oauth_clients: Vec<StoredClient>,
     /// Grants of the access tokens among `sessions` (others may be left out).
     pub oauth_grants: Vec<StoredGrant>,
+    /// Remembered devices by user key (SHA-256 of each device id, oldest first); users with
+    /// none are left out, as are all of them by a store that keeps none.
+    pub remembered_devices: Vec<(u32, Vec<[u8; 32]>)>,
 }
 
 /// Where an engine keeps sessions and its directory across restarts.

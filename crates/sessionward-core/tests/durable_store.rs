@@ -636,6 +636,114 @@ fn concurrent_durable_logins_all_survive() {
     }
 }
 
+// ----- remembered devices ----------------------------------------------------------------------
+
+/// A standard login from outside the trusted ranges: challenged unless the device is
+/// remembered.
+fn login_from_device(engine: &Engine, user: &str, device: &str) -> LoginOutcome {
+    engine
+        .login(&LoginRequest::new(user, ip("203.0.113.5")).device(device))
+        .unwrap()
+}
+
+fn remember(engine: &Engine, user: &str, device: &str) {
+    let LoginOutcome::ChallengeRequired(challenge) = login_from_device(engine, user, device) else {
+        panic!("{user} on {device} should be challenged");
+    };
+    assert!(matches!(
+        engine
+            .complete_challenge(challenge.secret.expose_secret(), true)
+            .unwrap(),
+        LoginOutcome::Issued(_)
+    ));
+}
+
+fn is_remembered(engine: &Engine, user: &str, device: &str) -> bool {
+    match login_from_device(engine, user, device) {
+        LoginOutcome::Issued(_) => true,
+        LoginOutcome::ChallengeRequired(_) => false,
+        other => panic!("{user} on {device}: {other:?}"),
+    }
+}
+
+#[test]
+fn remembered_devices_survive_a_restart_oldest_forgotten_first() {
+    let dir = TempDir::new("devices");
+    let clock = ManualClock::new(T0);
+    let devices: Vec<String> = (0..=MAX_REMEMBERED_DEVICES)
+        .map(|n| format!("device-{n}"))
+        .collect();
+    {
+        let engine = open(&dir.db(), &clock).unwrap();
+        seed(&engine);
+        // One more than the cap: device-0 is forgotten before the restart.
+        devices
+            .iter()
+            .for_each(|device| remember(&engine, "ada", device));
+        remember(&engine, "bob", "bob-laptop");
+    }
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert!(!is_remembered(&engine, "ada", "device-0"));
+    assert!(devices[1..]
+        .iter()
+        .all(|device| is_remembered(&engine, "ada", device)));
+    assert!(!is_remembered(&engine, "ada", "bob-laptop"), "per user");
+    assert!(is_remembered(&engine, "bob", "bob-laptop"));
+    // The order came back too: one more forgets device-1, now the oldest.
+    remember(&engine, "ada", "device-new");
+    assert!(!is_remembered(&engine, "ada", "device-1"));
+    assert!(is_remembered(&engine, "ada", "device-2"));
+    drop(engine);
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert!(!is_remembered(&engine, "ada", "device-1"));
+    assert!(is_remembered(&engine, "ada", "device-new"));
+}
+
+#[test]
+fn a_removed_users_devices_leave_the_store_with_it() {
+    let dir = TempDir::new("devices-removed");
+    let clock = ManualClock::new(T0);
+    {
+        let engine = open(&dir.db(), &clock).unwrap();
+        seed(&engine);
+        remember(&engine, "bob", "bob-laptop");
+        engine.remove_user("bob").unwrap();
+        // The same id again is a new user, with a new key.
+        engine.add_user("bob", "staff").unwrap();
+        assert!(!is_remembered(&engine, "bob", "bob-laptop"));
+    }
+    let store = RedbStore::open(dir.db()).unwrap();
+    let state = store.load(T0, 3600).unwrap();
+    assert!(
+        state.remembered_devices.is_empty(),
+        "the list went with the user"
+    );
+    drop(store);
+    let engine = open(&dir.db(), &clock).unwrap();
+    assert!(!is_remembered(&engine, "bob", "bob-laptop"));
+}
+
+#[test]
+fn the_database_file_holds_no_device_id() {
+    let dir = TempDir::new("devices-file");
+    let clock = ManualClock::new(T0);
+    let device = "device-id-7f3a9c1e5b";
+    {
+        let engine = open(&dir.db(), &clock).unwrap();
+        seed(&engine);
+        remember(&engine, "ada", device);
+    }
+    let bytes = std::fs::read(dir.db()).unwrap();
+    assert!(!bytes
+        .windows(device.len())
+        .any(|window| window == device.as_bytes()));
+    assert!(is_remembered(
+        &open(&dir.db(), &clock).unwrap(),
+        "ada",
+        device
+    ));
+}
+
 /// A store that fails every commit after the first `ok` ones.
 #[derive(Debug)]
 struct FailingStore {

@@ -415,6 +415,24 @@ pub(crate) fn decode_grant(handle: u64, bytes: &[u8]) -> Result<StoredGrant, Mal
     })
 }
 
+/// Encodes a user's remembered devices (SHA-256 of each device id, oldest first).
+pub(crate) fn encode_devices(devices: &[[u8; 32]]) -> Vec<u8> {
+    seal(devices.concat())
+}
+
+/// Decodes a user's remembered devices: whole 32-byte digests, at most
+/// [`MAX_REMEMBERED_DEVICES`](crate::MAX_REMEMBERED_DEVICES).
+pub(crate) fn decode_devices(bytes: &[u8]) -> Result<Vec<[u8; 32]>, Malformed> {
+    let body = unseal(bytes, "remembered devices checksum mismatch")?;
+    if body.len() % 32 != 0 || body.len() / 32 > crate::MAX_REMEMBERED_DEVICES {
+        return Err(Malformed("remembered devices have the wrong length"));
+    }
+    Ok(body
+        .chunks_exact(32)
+        .map(|digest| <[u8; 32]>::try_from(digest).unwrap_or_default())
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,5 +533,25 @@ mod tests {
             }
         }
         assert!(decode_grant(42, &grant_bytes[..grant_bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn remembered_devices_round_trip_and_catch_flipped_bits_and_bad_lengths() {
+        let devices: Vec<[u8; 32]> = (0..3_u8).map(|n| [n; 32]).collect();
+        let bytes = encode_devices(&devices);
+        assert_eq!(decode_devices(&bytes).unwrap(), devices);
+        assert_eq!(
+            decode_devices(&encode_devices(&[])).unwrap(),
+            Vec::<[u8; 32]>::new()
+        );
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode_devices(&flipped).is_err(), "bit {bit}");
+        }
+        // Sealed, but not whole digests, or more than a user may remember.
+        assert!(decode_devices(&seal(vec![1; 33])).is_err());
+        let too_many = vec![[7; 32]; crate::MAX_REMEMBERED_DEVICES + 1];
+        assert!(decode_devices(&encode_devices(&too_many)).is_err());
     }
 }

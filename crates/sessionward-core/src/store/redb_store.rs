@@ -14,6 +14,7 @@
 //! | `users` | key `u32` | profile key + id |
 //! | `oauth_clients` | client id `&str` | run-as user, secret SHA-256, scopes |
 //! | `oauth_grants` | handle `u64` | the client and scopes an access token was granted |
+//! | `remembered_devices` | user key `u32` | SHA-256 of each remembered device id, oldest first |
 //!
 //! Session rows are keyed by login time and a sequence number, not by handle: a batch of
 //! logins then appends to the right edge of the B-tree instead of dirtying one random leaf
@@ -27,9 +28,10 @@
 //! tombstone) deletes a session's activity, level and grant entries but not its end: a row
 //! whose end entry is gone would load as a live session at the next open.
 //!
-//! The two OAuth tables came after version 2 was first written, without a version change: a
-//! file that lacks them loads with no clients and no grants, and the first write that needs
-//! them creates them. (An older build ignores them.)
+//! The two OAuth tables and `remembered_devices` came after version 2 was first written,
+//! without a version change: a file that lacks them loads with no clients, grants or
+//! remembered devices, and the first write that needs them creates them. (An older build
+//! ignores them.)
 //!
 //! # Group commit
 //!
@@ -72,6 +74,7 @@ const PROFILES: TableDefinition<u16, &[u8]> = TableDefinition::new("profiles");
 const USERS: TableDefinition<u32, &[u8]> = TableDefinition::new("users");
 const CLIENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("oauth_clients");
 const GRANTS: TableDefinition<u64, &[u8]> = TableDefinition::new("oauth_grants");
+const DEVICES: TableDefinition<u32, &[u8]> = TableDefinition::new("remembered_devices");
 
 const KEY_VERSION: &str = "format_version";
 const KEY_SETTINGS: &str = "settings";
@@ -345,6 +348,7 @@ fn create_tables_and_version(write: &redb::WriteTransaction) -> Result<(), Box<r
     write.open_table(USERS).map_err(open)?;
     write.open_table(CLIENTS).map_err(open)?;
     write.open_table(GRANTS).map_err(open)?;
+    write.open_table(DEVICES).map_err(open)?;
     let mut meta = write.open_table(META).map_err(open)?;
     meta.insert(KEY_VERSION, FORMAT_VERSION.to_le_bytes().as_slice())
         .map_err(|err| Box::new(redb::Error::from(err)))?;
@@ -570,6 +574,7 @@ impl Inner {
                                 profiles: txn.open_table(PROFILES).map_err(|e| fail(e.into()))?,
                                 users: txn.open_table(USERS).map_err(|e| fail(e.into()))?,
                                 clients: txn.open_table(CLIENTS).map_err(|e| fail(e.into()))?,
+                                devices: txn.open_table(DEVICES).map_err(|e| fail(e.into()))?,
                             });
                         }
                         if let Some(directory) = directory.as_mut() {
@@ -609,12 +614,14 @@ impl Inner {
     }
 }
 
-/// The directory tables (with the OAuth clients), opened only by batches that change them.
+/// The directory tables (with the OAuth clients and remembered devices), opened only by
+/// batches that change them.
 struct Directory<'txn> {
     meta: redb::Table<'txn, &'static str, &'static [u8]>,
     profiles: redb::Table<'txn, u16, &'static [u8]>,
     users: redb::Table<'txn, u32, &'static [u8]>,
     clients: redb::Table<'txn, &'static str, &'static [u8]>,
+    devices: redb::Table<'txn, u32, &'static [u8]>,
 }
 
 impl Directory<'_> {
@@ -655,6 +662,12 @@ impl Directory<'_> {
             }
             StoreChange::UserRemoved { key } => {
                 self.users.remove(*key).map_err(boxed)?;
+                self.devices.remove(*key).map_err(boxed)?;
+            }
+            StoreChange::DevicesRemembered { user, devices } => {
+                self.devices
+                    .insert(*user, codec::encode_devices(devices).as_slice())
+                    .map_err(boxed)?;
             }
             StoreChange::ClientPut(client) => {
                 self.clients
@@ -853,11 +866,14 @@ fn load(
     dead.handles.extend(levels.into_keys());
     dead.handles.extend(grants.into_keys());
     state.oauth_clients = clients;
+    state.remembered_devices = rows_of_optional_table(&read, path, DEVICES, |user, bytes| {
+        codec::decode_devices(bytes).map(|devices| (user, devices))
+    })?;
     Ok((state, dead))
 }
 
 /// Every row of `table`, decoded by `decode` from its key and value; none if the file has no
-/// such table (one written before the OAuth tables existed).
+/// such table (one written before the OAuth and device tables existed).
 fn rows_of_optional_table<K: redb::Key + 'static, T>(
     read: &ReadTransaction,
     path: &Path,
@@ -1077,20 +1093,33 @@ mod tests {
     }
 
     #[test]
-    fn a_file_from_before_the_oauth_tables_opens_and_gets_them_on_first_write() {
+    fn a_file_from_before_the_oauth_and_device_tables_opens_and_gets_them_on_first_write() {
         let (dir, path) = fresh_dir("pre-oauth");
         {
             let store = store_with_one_session(&path);
-            // What a file written before the OAuth tables existed looks like.
+            // What a file written before the OAuth and device tables existed looks like.
             let write = store.inner.db.begin_write().unwrap();
             assert!(write.delete_table(CLIENTS).unwrap());
             assert!(write.delete_table(GRANTS).unwrap());
+            assert!(write.delete_table(DEVICES).unwrap());
             write.commit().unwrap();
         }
         let store = RedbStore::open(&path).unwrap();
         let state = store.load(u64::from(NOW), 3600).unwrap();
         assert_eq!(state.sessions.len(), 1);
         assert!(state.oauth_clients.is_empty() && state.oauth_grants.is_empty());
+        assert!(state.remembered_devices.is_empty());
+        let devices = vec![[3; 32], [4; 32]];
+        store
+            .commit(vec![StoreChange::DevicesRemembered {
+                user: 1,
+                devices: devices.clone(),
+            }])
+            .unwrap();
+        assert_eq!(
+            store.load(u64::from(NOW), 3600).unwrap().remembered_devices,
+            [(1, devices)]
+        );
         let client = crate::store::StoredClient {
             client_id: "erp".into(),
             run_as: "bot".into(),
