@@ -15,8 +15,9 @@ demo: ## The main job: simulate an org's day on the embedded default and write a
 
 test: lint test-rust memcheck miri test-python fuzz-smoke ## Every check: fmt, clippy, Rust + doc tests, memcheck, Miri, Python tests + stubtest, fuzz smoke
 
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check (the fuzz targets too) and clippy with warnings as errors
 	$(CARGO) fmt --all --check
+	rustfmt --check --edition 2021 fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 test-rust: ## All Rust unit, integration, property, stress and doc tests
@@ -55,7 +56,7 @@ test-python: ## Build the Python package into .venv, run stubtest, mypy --strict
 bench: ## Criterion benchmarks against the baselines (minutes; not part of `make test`)
 	$(CARGO) bench -p sessionward-bench
 
-FUZZ_TARGETS := token addresses settings operations
+FUZZ_TARGETS := token addresses settings operations store_rows
 FUZZ_SECONDS ?= 20
 
 fuzz-smoke: ## Every cargo-fuzz target for FUZZ_SECONDS each (needs the nightly toolchain)

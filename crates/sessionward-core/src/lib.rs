@@ -186,6 +186,12 @@ mod token;
 #[doc = include_str!("../../../SECURITY.md")]
 pub mod threat_model {}
 
+/// Entry points for the cargo-fuzz targets that reach parsers the public API only feeds from
+/// a database file (`cargo fuzz` builds with `--cfg fuzzing`; other builds have no such module).
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use store::codec::fuzzing;
+
 /// The README's Rust quickstart, compiled and run as a doctest.
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]
