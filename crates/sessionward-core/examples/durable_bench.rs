@@ -1,9 +1,11 @@
-//! Durable against memory-only throughput: logins (group commit) and validations.
+//! Durable against memory-only throughput: logins (group commit), OAuth client-credentials
+//! grants and validations.
 //!
 //! `cargo run --release -p sessionward-core --example durable_bench -- [threads] [seconds]`
-//! prints logins/s (default 64 threads: concurrent logins share one commit) and
-//! validations/s (all cores, 100,000 sessions) for a memory-only engine and for one on a redb
-//! file in the system temp directory (removed afterwards).
+//! prints logins/s (default 64 threads: concurrent logins share one commit), grants/s (one
+//! thread, so one grant per commit: the inverse of a durable grant's latency; then `threads`)
+//! and validations/s (all cores, 100,000 sessions) for a memory-only engine and for one on a
+//! redb file in the system temp directory (removed afterwards).
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +69,21 @@ fn measure_logins(name: &str, engine: &Engine, threads: usize, seconds: f64) {
     println!("{name:<12} logins/s      ({threads} threads): {logins:>10.0}");
 }
 
+/// Client-credentials grants of one client (run as `user0`) on `threads` threads.
+fn measure_grants(name: &str, engine: &Engine, threads: usize, seconds: f64) {
+    let ip: IpAddr = "10.0.0.1".parse().unwrap();
+    let clients = engine.oauth_clients();
+    let secret = clients
+        .register("bench", "user0", ["read"])
+        .expect("register");
+    let grants = run(threads, seconds, |_, _| {
+        clients
+            .grant(engine, "bench", secret.expose_secret(), None, ip)
+            .expect("grant");
+    });
+    println!("{name:<12} grants/s      ({threads} threads): {grants:>10.0}");
+}
+
 /// Validations over the same 100,000 sessions (logged in concurrently, so that a durable
 /// engine groups them), on a fresh engine so both variants hold the same table.
 fn measure_validations(name: &str, engine: &Engine, seconds: f64) {
@@ -115,6 +132,11 @@ fn main() {
         threads,
         seconds,
     );
+    for grant_threads in [1, threads] {
+        measure_grants("memory-only", &engine(None), grant_threads, seconds);
+        let path = dir.join(format!("grants-{grant_threads}.redb"));
+        measure_grants("durable", &engine(Some(&path)), grant_threads, seconds);
+    }
     measure_validations("memory-only", &engine(None), seconds);
     measure_validations(
         "durable",

@@ -1210,6 +1210,17 @@ impl Engine {
     /// Locking: the directory read lock (released before the rest), the user's mutex, one shard
     /// write lock.
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<LoginOutcome, Error> {
+        self.login_with(request, None)
+    }
+
+    /// [`login`](Self::login), committing `also(handle)` in the new session's own commit (a
+    /// durable engine): the OAuth grant records its scopes this way, so that a durable grant
+    /// costs one commit and no token is handed out whose grant a restart would forget.
+    pub(crate) fn login_with(
+        &self,
+        request: &LoginRequest<'_>,
+        also: Option<&dyn Fn(Handle) -> StoreChange>,
+    ) -> Result<LoginOutcome, Error> {
         let ip = request.ip.to_canonical();
         let now = self.now32();
         // Drawn first: the table lines the new session's selector is chosen among load while
@@ -1249,7 +1260,7 @@ impl Engine {
             session_type: request.session_type,
             level,
         };
-        self.issue(now, context, ip, terms, draw)
+        self.issue(now, context, ip, terms, draw, also)
     }
 
     /// Completes a challenge after the app verified the user out of band. With
@@ -1305,7 +1316,7 @@ impl Engine {
             session_type: pending.session_type,
             level,
         };
-        self.issue(now, context, pending.ip, terms, self.start_draw()?)
+        self.issue(now, context, pending.ip, terms, self.start_draw()?, None)
     }
 
     /// Remembers `device` for the context's user. A durable engine commits the user's whole
@@ -1435,6 +1446,7 @@ impl Engine {
         ip: IpAddr,
         terms: SessionTerms,
         draw: SelectorDraw,
+        also: Option<&dyn Fn(Handle) -> StoreChange>,
     ) -> Result<LoginOutcome, Error> {
         let SessionTerms {
             method,
@@ -1533,7 +1545,7 @@ impl Engine {
             drop(sessions);
             self.emit_expired(now, swept);
             if durable {
-                let mut changes = Vec::with_capacity(1 + cap_ended.len() + forgotten.len());
+                let mut changes = Vec::with_capacity(2 + cap_ended.len() + forgotten.len());
                 changes.push(StoreChange::Created(StoredSession {
                     digest: digest.0,
                     origin: ip,
@@ -1550,6 +1562,7 @@ impl Engine {
                     browser_bound,
                     ended: None,
                 }));
+                changes.extend(also.map(|also| also(info.handle)));
                 changes.extend(Self::ends(&cap_ended, EndReason::SessionCap, now));
                 changes.extend(
                     forgotten

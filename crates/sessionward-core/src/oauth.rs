@@ -490,19 +490,26 @@ impl OAuthClients {
         let request = LoginRequest::new(&run_as, ip)
             .method(LoginMethod::ClientCredentials)
             .session_type(SessionType::OAuth2);
-        match engine.login(&request).map_err(GrantError::Server)? {
+        // A durable registry's grant is written in the session's own commit: if it fails,
+        // the login fails whole and no token is handed out whose scopes a restart would
+        // forget. (A registry kept in memory only writes none.)
+        let grant = |handle: Handle| {
+            StoreChange::Granted(StoredGrant {
+                handle: handle.0,
+                client_id: client_id.to_owned(),
+                scopes: granted.clone(),
+            })
+        };
+        let also = self
+            .store
+            .is_some()
+            .then_some(&grant as &dyn Fn(Handle) -> StoreChange);
+        match engine
+            .login_with(&request, also)
+            .map_err(GrantError::Server)?
+        {
             LoginOutcome::Issued(issued) => {
                 let handle = issued.session.handle;
-                let stored = StoredGrant {
-                    handle: handle.0,
-                    client_id: client_id.to_owned(),
-                    scopes: granted.clone(),
-                };
-                if let Err(err) = self.persist(StoreChange::Granted(stored)) {
-                    // A token whose scopes a restart would forget is not handed out.
-                    engine.end_session(handle);
-                    return Err(GrantError::Server(err));
-                }
                 self.remember(engine, handle, client_id, &granted);
                 Ok(Grant {
                     expires_in: issued.session.valid_until.saturating_sub(engine.now()),
@@ -872,10 +879,12 @@ mod tests {
     /// Which changes a [`FlakyStore`] refuses to write.
     type Refused = fn(&StoreChange) -> bool;
 
-    /// A store that keeps nothing and fails the commits `fails` picks.
+    /// A store that keeps nothing but a record of its commits, and fails the commits `fails`
+    /// picks.
     #[derive(Debug, Default)]
     struct FlakyStore {
         fails: Mutex<Option<Refused>>,
+        committed: Mutex<Vec<Vec<StoreChange>>>,
     }
 
     impl SessionStore for FlakyStore {
@@ -889,9 +898,54 @@ mod tests {
                     path: "flaky".into(),
                     reason: "injected".into(),
                 }),
-                _ => Ok(()),
+                _ => {
+                    self.committed.lock().push(changes);
+                    Ok(())
+                }
             }
         }
+    }
+
+    #[test]
+    fn a_durable_grant_writes_its_session_and_scopes_in_one_commit() {
+        let store = Arc::new(FlakyStore::default());
+        let engine = with_bot(Engine::builder().store(Arc::clone(&store) as Arc<dyn SessionStore>));
+        let secret = engine
+            .oauth_clients()
+            .register("erp", "bot", ["a", "b"])
+            .unwrap();
+        store.committed.lock().clear();
+        let grant = engine
+            .oauth_clients()
+            .grant(
+                &engine,
+                "erp",
+                secret.expose_secret(),
+                Some("b"),
+                ip("10.0.0.1"),
+            )
+            .unwrap();
+        let committed = std::mem::take(&mut *store.committed.lock());
+        assert_eq!(committed.len(), 1, "one commit: {committed:?}");
+        let handle = grant.session.handle.0;
+        assert!(matches!(
+            committed[0].as_slice(),
+            [StoreChange::Created(session), StoreChange::Granted(granted)]
+                if session.handle().0 == handle
+                    && granted.handle == handle
+                    && granted.client_id == "erp"
+                    && granted.scopes == ["b"]
+        ));
+        // A registry kept in memory only writes no grant, also beside a durable engine.
+        let in_memory = OAuthClients::default();
+        let secret = in_memory.register("crm", "bot", ["a"]).unwrap();
+        in_memory
+            .grant(&engine, "crm", secret.expose_secret(), None, ip("10.0.0.1"))
+            .unwrap();
+        let committed = std::mem::take(&mut *store.committed.lock());
+        assert!(
+            matches!(committed.as_slice(), [changes] if matches!(changes.as_slice(), [StoreChange::Created(_)]))
+        );
     }
 
     #[test]
@@ -921,8 +975,8 @@ mod tests {
             .grant(&engine, "erp", secret.expose_secret(), None, here)
             .is_ok());
 
-        // The session is written, its grant is not: the token is not handed out, and its
-        // session does not stay live.
+        // The commit holding the session and its grant fails: the token is not handed out,
+        // and its session does not stay live.
         *store.fails.lock() = Some(|change| matches!(change, StoreChange::Granted(_)));
         let live = engine.stats().live;
         let error = clients
