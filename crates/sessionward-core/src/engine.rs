@@ -356,8 +356,8 @@ impl EngineBuilder {
     ///
     /// Each core's share of the buffer holds up to this many (threads emit into their own
     /// share, so that concurrent logins do not queue at one lock): until drained, memory is
-    /// up to one such buffer per core emitting, about 80 bytes an event; a drain returns the
-    /// most recent `capacity` of them all.
+    /// up to one such buffer per core emitting, 72 bytes an event (the user's id is shared,
+    /// not copied); a drain returns the most recent `capacity` of them all.
     pub fn event_capacity(mut self, capacity: usize) -> Self {
         self.event_capacity = capacity;
         self

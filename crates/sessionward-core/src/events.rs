@@ -81,12 +81,13 @@ pub type EventListener = Arc<dyn Fn(&Event) + Send + Sync>;
 /// of their own), so that threads logging users in at once do not take turns at one lock and
 /// wait for the lines another core just wrote. Logins into a default engine (buffer on), one
 /// process alternating, medians of 9, M/s: one lock 2.45 / 2.27 on 2 / 4 threads, striped
-/// 2.81 / 2.70, no buffer 3.19 / 3.04. Each event takes a number from one counter (a single
-/// locked increment) while its stripe is locked, and
-/// [`drain`](Self::drain) merges the stripes by it, holding every stripe's lock at once: the
-/// merged order keeps each thread's order and every happens-before between threads (an event
-/// emitted after another was observed numbers after it), and no numbered event is missed by a
-/// drain and returned by a later one.
+/// 2.81 / 2.70, no buffer 3.19 / 3.04.
+///
+/// Each event takes a number from one counter (a single locked increment) while its stripe
+/// is locked, and [`drain`](Self::drain) merges the stripes by it, holding every stripe's lock
+/// at once: the merged order keeps each thread's order and every happens-before between
+/// threads (an event emitted after another was observed numbers after it), and no numbered
+/// event is missed by a drain and returned by a later one.
 pub(crate) struct EventLog {
     stripes: Box<[Stripe]>,
     /// How many of the most recent events a drain returns; each stripe holds as many at most,
@@ -112,7 +113,7 @@ struct Stripe(Mutex<StripeEvents>);
 struct StripeEvents {
     /// Numbered events, oldest first (numbers increase: they are taken under the lock).
     events: VecDeque<(u64, Event)>,
-    /// Events this stripe dropped when full, oldest first.
+    /// How many events this stripe dropped when full (its oldest, each time).
     dropped: u64,
 }
 
