@@ -14,8 +14,10 @@
 //!   session list (user ends, password resets); each session is ended before the call returns.
 //! - Creating a session takes the user's own mutex (for the concurrent-session cap) and one shard's
 //!   write lock. Sweeping takes one shard's write lock at a time.
-//! - The directory of users and profiles is behind one `RwLock`, read at login and written by
-//!   admin changes; validations never touch it.
+//! - The directory of users and profiles is read at login and written by admin changes;
+//!   validations never touch it. It is striped by thread ([`ReadMostly`]): a login takes the
+//!   read lock of its thread's stripe only, so two cores logging users in never write the same
+//!   lock word; a change takes every stripe's write lock.
 //!
 //! Lock order, where more than one is held: the directory lock, then a user's mutex, then a
 //! shard lock. Only settings and profile changes hold the directory (write) lock while taking
@@ -47,6 +49,7 @@ use crate::events::{EventListener, EventLog};
 use crate::raw::slots::{SlotPool, Slots};
 use crate::settings::{canonical_net, check_name};
 use crate::store::{RedbStore, SessionStore, StoreChange, StoredSession, StoredState, StoredUser};
+use crate::striped::ReadMostly;
 use crate::table::{
     selector_candidates, NewRecord, Record, SlotsHint, Table, EXPIRY_REPORTED, REASON_MASK,
     STATE_LIVE,
@@ -526,7 +529,7 @@ impl EngineBuilder {
             shards,
             slot_pool,
             shard_mask: self.shards as u64 - 1,
-            directory: RwLock::new(directory),
+            directory: ReadMostly::new(directory),
             challenges: Mutex::new(HashMap::new()),
             events: EventLog::new(self.event_capacity),
             tombstone_retention: retention,
@@ -745,7 +748,7 @@ pub struct Engine {
     /// Where the shards' tables take their slot memory from.
     slot_pool: Arc<SlotPool>,
     shard_mask: u64,
-    directory: RwLock<Directory>,
+    directory: ReadMostly<Directory>,
     challenges: Mutex<HashMap<[u8; 32], PendingChallenge>>,
     events: EventLog,
     tombstone_retention: u32,
@@ -901,7 +904,7 @@ impl Engine {
     fn restore_sessions(&mut self, mut sessions: Vec<StoredSession>) {
         let now = u64::from(self.now32());
         sessions.sort_unstable_by_key(|session| session.created);
-        let directory = self.directory.get_mut();
+        let directory = self.directory.read();
         for session in sessions {
             let record = Record::new(&NewRecord {
                 digest: session.digest,
@@ -1207,8 +1210,8 @@ impl Engine {
     /// (challenge); the concurrent-session cap; then the session is issued with the timeouts,
     /// IP lock and browser binding of the current policy.
     ///
-    /// Locking: the directory read lock (released before the rest), the user's mutex, one shard
-    /// write lock.
+    /// Locking: the directory read lock of this thread's stripe (released before the rest), the
+    /// user's mutex, one shard write lock.
     pub fn login(&self, request: &LoginRequest<'_>) -> Result<LoginOutcome, Error> {
         self.login_with(request, None)
     }

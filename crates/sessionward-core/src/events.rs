@@ -1,13 +1,13 @@
 //! The audit event stream: what happened to sessions and logins, never a token.
 
-use std::cell::Cell;
 use std::collections::VecDeque;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
+use crate::striped::{stripes_for_cores, thread_stripe, MAX_STRIPES};
 use crate::{DenyReason, EndReason, ExpiryKind, Handle, SecurityLevel, SessionType};
 
 /// What happened.
@@ -123,15 +123,11 @@ struct StripeEvents {
     dropped: u64,
 }
 
-/// Most stripes an event log has: more than the cores that can emit at once buy nothing.
-const MAX_STRIPES: usize = 64;
-
 impl EventLog {
     /// A log keeping up to `capacity` recent events (0: none, listeners only), with a stripe
     /// per core.
     pub(crate) fn new(capacity: usize) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-        Self::with_stripes(capacity, cores)
+        Self::with_stripes(capacity, stripes_for_cores())
     }
 
     /// A log with `stripes` stripes (rounded up to a power of two, at most [`MAX_STRIPES`]).
@@ -220,25 +216,10 @@ impl EventLog {
     }
 }
 
-/// This thread's stripe number (before reduction to a log's stripe count): threads take
-/// numbers in turn at their first event, so the first threads spread over distinct stripes.
-fn thread_stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
-    }
-    STRIPE.with(|stripe| {
-        stripe.get().unwrap_or_else(|| {
-            let taken = NEXT.fetch_add(1, Ordering::Relaxed);
-            stripe.set(Some(taken));
-            taken
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicUsize;
 
     /// Emitting threads hold this while they emit, so that `at` numbers the events in the
     /// order they were emitted, across threads.

@@ -150,7 +150,9 @@
 //! byte under a *read* lock, so they never block validations; creates and sweeps take one
 //! shard's write lock at a time; bulk ends walk shards one by one or the user's own list. A
 //! login copies the few settings it applies under the directory's read lock instead of cloning
-//! shared `Arc`s, whose reference counts would bounce between cores. See the `engine` module
+//! shared `Arc`s, whose reference counts would bounce between cores; that read lock, and the
+//! audit event buffer's lock, are striped by thread, so two cores logging users in write no
+//! lock word in common. See the `engine` module
 //! source for the lock order. `unsafe` lives in one module, `raw`, whose parts each say why
 //! theirs is sound: `raw::prefetch` (the prefetch intrinsic), `raw::crc` (the checksum by
 //! carry-less multiplication), `raw::sha256` (two SHA-256 compressions interleaved, for
@@ -178,6 +180,7 @@ mod raw;
 mod session;
 mod settings;
 mod store;
+mod striped;
 mod table;
 mod token;
 
