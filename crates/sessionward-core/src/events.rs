@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::striped::{stripes_for_cores, thread_stripe, MAX_STRIPES};
+use crate::striped::{stripe_count, stripes_for_cores, this_threads};
 use crate::{DenyReason, EndReason, ExpiryKind, Handle, SecurityLevel, SessionType};
 
 /// What happened.
@@ -130,11 +130,12 @@ impl EventLog {
         Self::with_stripes(capacity, stripes_for_cores())
     }
 
-    /// A log with `stripes` stripes (rounded up to a power of two, at most [`MAX_STRIPES`]).
+    /// A log with `stripes` stripes (see [`stripe_count`]).
     fn with_stripes(capacity: usize, stripes: usize) -> Self {
-        let stripes = stripes.max(1).next_power_of_two().min(MAX_STRIPES);
         Self {
-            stripes: (0..stripes).map(|_| Stripe::default()).collect(),
+            stripes: (0..stripe_count(stripes))
+                .map(|_| Stripe::default())
+                .collect(),
             capacity,
             sequence: AtomicU64::new(0),
             dropped_at_drain: AtomicU64::new(0),
@@ -150,7 +151,7 @@ impl EventLog {
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
+        let stripe = this_threads(&self.stripes);
         if self.has_listeners.load(Ordering::Acquire) {
             for listener in stripe.listeners.read().iter() {
                 listener(&event);

@@ -14,17 +14,28 @@ use std::sync::Arc;
 use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Most stripes anything has: more than the cores that can run at once buy nothing.
-pub(crate) const MAX_STRIPES: usize = 64;
+const MAX_STRIPES: usize = 64;
 
-/// How many stripes to make for this machine: one per core, rounded up to a power of two.
-pub(crate) fn stripes_for_cores() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
-    cores.next_power_of_two().min(MAX_STRIPES)
+/// `wanted` stripes rounded up to a power of two (so that [`this_threads`] picks one with a
+/// mask), at most [`MAX_STRIPES`].
+pub(crate) fn stripe_count(wanted: usize) -> usize {
+    wanted.max(1).next_power_of_two().min(MAX_STRIPES)
 }
 
-/// This thread's stripe number (before reduction to a stripe count, a power of two): threads
-/// take numbers in turn at their first use.
-pub(crate) fn thread_stripe() -> usize {
+/// How many stripes to make for this machine: one per core (see [`stripe_count`]).
+pub(crate) fn stripes_for_cores() -> usize {
+    stripe_count(std::thread::available_parallelism().map_or(1, |cores| cores.get()))
+}
+
+/// This thread's stripe of `stripes` (a [`stripe_count`] of them).
+pub(crate) fn this_threads<T>(stripes: &[T]) -> &T {
+    debug_assert!(stripes.len().is_power_of_two());
+    &stripes[thread_stripe() & (stripes.len() - 1)]
+}
+
+/// This thread's stripe number (before reduction to a stripe count): threads take numbers in
+/// turn at their first use.
+fn thread_stripe() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
         static STRIPE: Cell<Option<usize>> = const { Cell::new(None) };
@@ -58,11 +69,11 @@ impl<T> ReadMostly<T> {
         Self::with_stripes(value, stripes_for_cores())
     }
 
-    /// `value` with `stripes` stripes (a power of two).
+    /// `value` with `stripes` stripes (see [`stripe_count`]).
     fn with_stripes(value: T, stripes: usize) -> Self {
         let value = Arc::new(value);
         Self {
-            stripes: (0..stripes)
+            stripes: (0..stripe_count(stripes))
                 .map(|_| Stripe(RwLock::new(Some(Arc::clone(&value)))))
                 .collect(),
         }
@@ -71,8 +82,7 @@ impl<T> ReadMostly<T> {
     /// Read access through this thread's stripe. Like any read lock, taking it again on the
     /// same thread while holding it can deadlock behind a waiting writer.
     pub(crate) fn read(&self) -> ReadGuard<'_, T> {
-        let stripe = &self.stripes[thread_stripe() & (self.stripes.len() - 1)];
-        ReadGuard(stripe.0.read())
+        ReadGuard(this_threads(&self.stripes).0.read())
     }
 
     /// Write access: waits for every reader on every stripe.
