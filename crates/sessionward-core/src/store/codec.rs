@@ -452,55 +452,41 @@ pub mod fuzzing {
                 // so that most inputs reach the field checks.
                 let mut row = body.to_vec();
                 row.resize(SESSION_LEN - 4, 0);
-                if let Ok(session) = decode_session(&seal(row)) {
-                    assert_eq!(
-                        decode_session(&encode_session(&session)).ok(),
-                        Some(session)
-                    );
-                }
+                round_trips(decode_session(&seal(row)), |session| {
+                    decode_session(&encode_session(session))
+                });
             }
-            1 => {
-                if let Ok((reason, at)) = decode_end(key) {
-                    assert_eq!(decode_end(encode_end(reason, at)).ok(), Some((reason, at)));
-                }
-            }
-            2 => {
-                if let Ok(settings) = decode_settings(&sealed) {
-                    let again = decode_settings(&encode_settings(&settings)).ok();
-                    assert_eq!(again, Some(settings));
-                }
-            }
-            3 => {
-                if let Ok(profile) = decode_profile(&sealed) {
-                    let again = decode_profile(&encode_profile(&profile)).ok();
-                    assert_eq!(again, Some(profile));
-                }
-            }
-            4 => {
-                if let Ok((id, profile)) = decode_user(&sealed) {
-                    let again = decode_user(&encode_user(&id, profile)).ok();
-                    assert_eq!(again, Some((id, profile)));
-                }
-            }
-            5 => {
-                if let Ok(client) = decode_client("client", &sealed) {
-                    let again = decode_client("client", &encode_client(&client)).ok();
-                    assert_eq!(again, Some(client));
-                }
-            }
-            6 => {
-                if let Ok(grant) = decode_grant(key, &sealed) {
-                    assert_eq!(decode_grant(key, &encode_grant(&grant)).ok(), Some(grant));
-                }
-            }
-            _ => {
-                if let Ok(devices) = decode_devices(&sealed) {
-                    assert_eq!(
-                        decode_devices(&encode_devices(&devices)).ok(),
-                        Some(devices)
-                    );
-                }
-            }
+            1 => round_trips(decode_end(key), |&(reason, at)| {
+                decode_end(encode_end(reason, at))
+            }),
+            2 => round_trips(decode_settings(&sealed), |settings| {
+                decode_settings(&encode_settings(settings))
+            }),
+            3 => round_trips(decode_profile(&sealed), |profile| {
+                decode_profile(&encode_profile(profile))
+            }),
+            4 => round_trips(decode_user(&sealed), |(id, profile)| {
+                decode_user(&encode_user(id, *profile))
+            }),
+            5 => round_trips(decode_client("client", &sealed), |client| {
+                decode_client("client", &encode_client(client))
+            }),
+            6 => round_trips(decode_grant(key, &sealed), |grant| {
+                decode_grant(key, &encode_grant(grant))
+            }),
+            _ => round_trips(decode_devices(&sealed), |devices| {
+                decode_devices(&encode_devices(devices))
+            }),
+        }
+    }
+
+    /// If `decoded` is a value, encoding it and decoding again (`again`) gives it back.
+    fn round_trips<T: PartialEq + std::fmt::Debug>(
+        decoded: Result<T, Malformed>,
+        again: impl FnOnce(&T) -> Result<T, Malformed>,
+    ) {
+        if let Ok(value) = decoded {
+            assert_eq!(again(&value).ok(), Some(value));
         }
     }
 }
